@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The one layout shared by the kernel probe (bpf/idlepool.bpf.c) and user space (src/sys/probe.cpp).
+ * Every map key and value the two sides exchange is defined here and nowhere else. Fixed-width fields only;
+ * user space static_asserts the sizes. Bump IDLEPOOL_PROBE_ABI_VERSION on any change.
+ */
+#ifndef IDLEPOOL_PROBE_ABI_H
+#define IDLEPOOL_PROBE_ABI_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define IDLEPOOL_PROBE_ABI_VERSION 1
+
+/* Capacities of the probe's maps. */
+#define IDLEPOOL_MAX_LISTENERS 16384
+#define IDLEPOOL_MAX_CONNS 65536
+
+/* What a listener is. */
+enum idlepool_listener_kind {
+	IDLEPOOL_KIND_TCP = 1,
+	IDLEPOOL_KIND_UNIX = 2,
+};
+
+/*
+ * Per registered listening socket, keyed by the listener's socket cookie (sock_diag assigns it). User space inserts
+ * a zeroed entry with `abi_version` and `kind` set; the probe only adds to the counters and stores timestamps.
+ */
+struct idlepool_listener_stats {
+	__u32 abi_version;
+	__u32 kind;
+	/* Connections that reached the listener (sock tier: TCP handshake done, unix connect queued). */
+	__u64 arrivals;
+	/* Connections accepted by a process (fentry and syscall tiers). */
+	__u64 accepts;
+	/* Request cycles: the first receive on a connection and each receive that follows a send. */
+	__u64 requests;
+	/* Accepted connections seen closing. */
+	__u64 closes;
+	/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the latest arrival, accept, request, response or close. */
+	__u64 last_activity_ns;
+};
+
+/* Phases of an accepted connection, for request counting. */
+enum idlepool_conn_phase {
+	IDLEPOOL_CONN_NEW = 0,
+	IDLEPOOL_CONN_RECEIVING = 1,
+	IDLEPOOL_CONN_SENT = 2,
+};
+
+/* Per accepted connection of a registered listener, keyed by the connection's socket cookie. */
+struct idlepool_conn {
+	__u64 listener_cookie;
+	__u32 phase;
+	__u32 reserved;
+};
+
+/*
+ * A TCP listener's local address, to recognise the connections it hands out: an accepted socket keeps its listener's
+ * local port and, unless the listener is a wildcard, its local address. IPv4 addresses are stored v4-mapped
+ * (::ffff:a.b.c.d); a wildcard listener is stored as ::ffff:0.0.0.0 (IPv4) or :: (IPv6).
+ */
+struct idlepool_tcp_key {
+	__u32 netns_ino;
+	__u16 port; /* host byte order */
+	__u16 reserved;
+	__u8 addr[16];
+};
+
+#endif /* IDLEPOOL_PROBE_ABI_H */

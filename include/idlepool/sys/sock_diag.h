@@ -1,0 +1,34 @@
+// Dumps the host's sockets through NETLINK_SOCK_DIAG. The probe uses it to find a pool's listening socket by address
+// (it never needs an fd of the socket: systemd holds that) and to read gauges at the moment they are asked for.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "idlepool/result.h"
+#include "idlepool/sys/unique_fd.h"
+#include "idlepool/wire/sock_diag.h"
+
+namespace idlepool::sys {
+
+class SockDiag {
+ public:
+  static Result<SockDiag> open();
+
+  // TCP sockets of one family (AF_INET or AF_INET6) in any state of `state_mask` (bit 1 << state).
+  Result<std::vector<wire::InetSocketInfo>> dump_tcp(uint8_t family, uint32_t state_mask);
+  // Unix sockets in any state of `state_mask`, with names and queue lengths.
+  Result<std::vector<wire::UnixSocketInfo>> dump_unix(uint32_t state_mask);
+
+ private:
+  explicit SockDiag(UniqueFd fd) : fd_(std::move(fd)) {}
+  Result<void> dump(const std::vector<uint8_t>& request, uint32_t seq, wire::DiagBatch& batch);
+
+  UniqueFd fd_;
+  uint32_t seq_ = 0;
+};
+
+// Inode of this process's network namespace (what the kernel calls net->ns.inum).
+Result<uint32_t> current_netns_inode();
+
+}  // namespace idlepool::sys

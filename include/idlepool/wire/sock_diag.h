@@ -1,0 +1,63 @@
+// sock_diag (NETLINK_SOCK_DIAG) requests and replies as bytes: building dump requests and decoding replies is pure
+// so that it can be tested on byte fixtures; src/sys/sock_diag.cpp only moves the bytes.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "idlepool/result.h"
+
+namespace idlepool::wire {
+
+// Kernel TCP states (include/net/tcp_states.h); unix sockets reuse them.
+inline constexpr uint8_t kTcpEstablished = 1;
+inline constexpr uint8_t kTcpCloseWait = 8;
+inline constexpr uint8_t kTcpListen = 10;
+
+struct InetSocketInfo {
+  uint8_t family = 0;  // AF_INET or AF_INET6
+  uint8_t state = 0;
+  std::array<uint8_t, 16> local_ip{};  // IPv4 v4-mapped
+  uint16_t local_port = 0;
+  std::array<uint8_t, 16> remote_ip{};
+  uint16_t remote_port = 0;
+  uint64_t cookie = 0;
+  uint32_t inode = 0;
+  uint32_t rqueue = 0;  // listener: connections waiting in the accept queue
+  uint32_t wqueue = 0;  // listener: the accept queue's limit
+  bool v6only = false;
+};
+
+struct UnixSocketInfo {
+  uint8_t type = 0;  // SOCK_STREAM, ...
+  uint8_t state = 0;
+  uint64_t cookie = 0;
+  uint32_t inode = 0;
+  bool has_name = false;
+  bool abstract = false;
+  std::string name;  // path, or the abstract name without its leading NUL
+  bool has_rqlen = false;
+  uint32_t rqueue = 0;  // listener: connections waiting to be accepted
+  uint32_t wqueue = 0;  // listener: the backlog limit
+};
+
+// One recv() worth of a dump reply.
+struct DiagBatch {
+  std::vector<InetSocketInfo> inet;
+  std::vector<UnixSocketInfo> unix_sockets;
+  bool done = false;  // NLMSG_DONE seen: the dump is complete
+};
+
+// A dump of TCP sockets of `family` in any of `state_mask` (bit 1 << state).
+std::vector<uint8_t> build_inet_dump_request(uint8_t family, uint32_t state_mask, uint32_t seq);
+// A dump of unix sockets in any of `state_mask`, with their names and queue lengths.
+std::vector<uint8_t> build_unix_dump_request(uint32_t state_mask, uint32_t seq);
+
+// Decodes the netlink messages in `bytes` (one datagram of a dump reply) and appends the sockets to `batch`.
+// Truncated or malformed messages and NLMSG_ERROR replies are errors; nothing is read past `bytes`.
+Result<void> decode_diag_reply(std::span<const uint8_t> bytes, uint32_t seq, DiagBatch& batch);
+
+}  // namespace idlepool::wire

@@ -1,0 +1,59 @@
+#include "listener_match.h"
+
+#include <sys/socket.h>
+
+namespace idlepool::sys {
+namespace {
+
+bool is_v4_mapped(const std::array<uint8_t, 16>& ip) {
+  for (int i = 0; i < 10; ++i)
+    if (ip[i] != 0) return false;
+  return ip[10] == 0xff && ip[11] == 0xff;
+}
+
+bool is_any(const std::array<uint8_t, 16>& ip, bool ipv4) {
+  std::array<uint8_t, 16> any{};
+  return ipv4 ? ip == v4_mapped(0) : ip == any;
+}
+
+}  // namespace
+
+const wire::InetSocketInfo* match_tcp_listener(const SocketAddress& addr,
+                                               std::span<const wire::InetSocketInfo> listeners) {
+  const uint8_t family = addr.ipv4 ? AF_INET : AF_INET6;
+  const wire::InetSocketInfo* wildcard = nullptr;
+  const wire::InetSocketInfo* dual_stack = nullptr;
+  for (const auto& l : listeners) {
+    if (l.state != wire::kTcpListen || l.local_port != addr.port) continue;
+    if (l.family == family && l.local_ip == addr.ip) return &l;
+    if (l.family == family && is_any(l.local_ip, family == AF_INET)) wildcard = &l;
+    if (addr.ipv4 && l.family == AF_INET6 && !l.v6only && is_any(l.local_ip, false)) dual_stack = &l;
+  }
+  return wildcard ? wildcard : dual_stack;
+}
+
+const wire::UnixSocketInfo* match_unix_listener(const SocketAddress& addr,
+                                                std::span<const wire::UnixSocketInfo> sockets) {
+  for (const auto& s : sockets) {
+    if (s.state != wire::kTcpListen || s.type != SOCK_STREAM || !s.has_name) continue;
+    if (s.abstract == addr.abstract && s.name == addr.path) return &s;
+  }
+  return nullptr;
+}
+
+int attribute_tcp_connection(const wire::InetSocketInfo& conn, std::span<const TcpListenerRef> listeners) {
+  int wildcard = -1;
+  const bool conn_v4 = conn.family == AF_INET || is_v4_mapped(conn.local_ip);
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    const auto& l = listeners[i];
+    if (l.port != conn.local_port) continue;
+    if (!l.wildcard && l.ip == conn.local_ip) return static_cast<int>(i);
+    if (!l.wildcard) continue;
+    // 0.0.0.0 takes IPv4 connections; :: takes IPv6 ones and, unless v6only, IPv4 ones too.
+    bool takes = l.ipv4 ? conn_v4 : (!conn_v4 || !l.v6only);
+    if (takes && (wildcard < 0 || (l.ipv4 && conn_v4))) wildcard = static_cast<int>(i);
+  }
+  return wildcard;
+}
+
+}  // namespace idlepool::sys

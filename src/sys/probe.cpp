@@ -1,0 +1,657 @@
+// The probe's loader and map owner. The only translation unit that includes the skeleton.
+#include "idlepool/sys/probe.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <linux/capability.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "idlepool.skel.h"
+#include "idlepool/probe_abi.h"
+#include "idlepool/sys/sock_diag.h"
+#include "listener_match.h"
+
+static_assert(sizeof(idlepool_listener_stats) == 48, "ABI: idlepool_listener_stats layout changed");
+static_assert(sizeof(idlepool_conn) == 16, "ABI: idlepool_conn layout changed");
+static_assert(sizeof(idlepool_tcp_key) == 24, "ABI: idlepool_tcp_key layout changed");
+
+namespace idlepool::sys {
+namespace {
+
+// ---- libbpf ownership -----------------------------------------------------------------------------------------
+
+struct SkeletonDeleter {
+  void operator()(idlepool_bpf* skel) const { idlepool_bpf__destroy(skel); }
+};
+using Skeleton = std::unique_ptr<idlepool_bpf, SkeletonDeleter>;
+
+struct LinkDeleter {
+  void operator()(bpf_link* link) const { bpf_link__destroy(link); }
+};
+using Link = std::unique_ptr<bpf_link, LinkDeleter>;
+
+struct BtfDeleter {
+  void operator()(btf* b) const { btf__free(b); }
+};
+using Btf = std::unique_ptr<btf, BtfDeleter>;
+
+// Collects what libbpf prints while a tier is tried, so that a failure can say why in one line instead of libbpf's
+// default stderr noise. libbpf's print hook is process-wide; the collector is per thread and scoped.
+class LibbpfLog {
+ public:
+  LibbpfLog() : previous_(libbpf_set_print(&LibbpfLog::print)) { current_ = this; }
+  ~LibbpfLog() {
+    libbpf_set_print(previous_);
+    current_ = nullptr;
+  }
+  LibbpfLog(const LibbpfLog&) = delete;
+  LibbpfLog& operator=(const LibbpfLog&) = delete;
+
+  // The most specific line: the first warning that says something failed, else the last warning.
+  std::string reason() const {
+    for (const auto& l : warnings_)
+      if (l.find("fail") != std::string::npos || l.find("error") != std::string::npos) return l;
+    return warnings_.empty() ? std::string() : warnings_.back();
+  }
+  void clear() { warnings_.clear(); }
+
+ private:
+  static int print(enum libbpf_print_level level, const char* fmt, va_list args) {
+    if (level == LIBBPF_DEBUG || current_ == nullptr) return 0;
+    char line[512];
+    vsnprintf(line, sizeof(line), fmt, args);
+    std::string s(line);
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    if (s.rfind("libbpf: ", 0) == 0) s.erase(0, 8);
+    if (!s.empty()) current_->warnings_.push_back(s);
+    return 0;
+  }
+
+  static thread_local LibbpfLog* current_;
+  libbpf_print_fn_t previous_;
+  std::vector<std::string> warnings_;
+};
+thread_local LibbpfLog* LibbpfLog::current_ = nullptr;
+
+// ---- tiers ------------------------------------------------------------------------------------------------------
+
+struct TierPlan {
+  Tier tier;
+  std::vector<const char*> programs;
+  Tier accepts, requests, unix_closes;
+};
+
+// Closes: TCP through inet_sock_set_state in every tier; unix only where unix_release_sock can be hooked.
+const TierPlan kFentryPlan{Tier::kFentry,
+                           {"fexit_inet_accept", "fexit_unix_accept", "fexit_tcp_recvmsg", "fexit_unix_recvmsg",
+                            "fentry_tcp_sendmsg", "fentry_unix_sendmsg", "fentry_unix_release", "tp_inet_set_state",
+                            "iter_unix_listeners"},
+                           Tier::kFentry,
+                           Tier::kFentry,
+                           Tier::kFentry};
+const TierPlan kSockPlan{Tier::kSock,
+                         {"tp_inet_set_state", "tp_sk_data_ready", "tp_sock_recv", "tp_sock_send",
+                          "iter_unix_listeners"},
+                         Tier::kSock,
+                         Tier::kSock,
+                         Tier::kUnavailable};
+const TierPlan kSyscallPlan{Tier::kSyscall,
+                            {"tp_exit_accept", "tp_exit_accept4", "tp_inet_set_state", "iter_unix_listeners"},
+                            Tier::kSyscall,
+                            Tier::kUnavailable,
+                            Tier::kUnavailable};
+
+// Kernel functions and tracepoints each tier hooks, checked in the kernel's BTF before trying to load, so that the
+// reason a tier is passed over names what is missing.
+struct Requirement {
+  const char* btf_name;
+  int kind;
+  const char* what;
+};
+
+std::vector<Requirement> requirements(Tier tier) {
+  switch (tier) {
+    case Tier::kFentry:
+      return {{"inet_accept", BTF_KIND_FUNC, "function inet_accept"},
+              {"unix_accept", BTF_KIND_FUNC, "function unix_accept"},
+              {"tcp_recvmsg", BTF_KIND_FUNC, "function tcp_recvmsg"},
+              {"unix_stream_recvmsg", BTF_KIND_FUNC, "function unix_stream_recvmsg"},
+              {"tcp_sendmsg", BTF_KIND_FUNC, "function tcp_sendmsg"},
+              {"unix_stream_sendmsg", BTF_KIND_FUNC, "function unix_stream_sendmsg"},
+              {"unix_release_sock", BTF_KIND_FUNC, "function unix_release_sock"},
+              {"btf_trace_inet_sock_set_state", BTF_KIND_TYPEDEF, "tracepoint sock:inet_sock_set_state"},
+              {"bpf_iter__unix", BTF_KIND_STRUCT, "BPF unix socket iterator (Linux 5.17+)"}};
+    case Tier::kSock:
+      return {{"btf_trace_inet_sock_set_state", BTF_KIND_TYPEDEF, "tracepoint sock:inet_sock_set_state"},
+              {"btf_trace_sk_data_ready", BTF_KIND_TYPEDEF, "tracepoint sock:sk_data_ready (Linux 6.3+)"},
+              {"btf_trace_sock_recv_length", BTF_KIND_TYPEDEF, "tracepoint sock:sock_recv_length (Linux 6.3+)"},
+              {"btf_trace_sock_send_length", BTF_KIND_TYPEDEF, "tracepoint sock:sock_send_length (Linux 6.3+)"},
+              {"bpf_iter__unix", BTF_KIND_STRUCT, "BPF unix socket iterator (Linux 5.17+)"}};
+    case Tier::kSyscall:
+      return {{"btf_trace_inet_sock_set_state", BTF_KIND_TYPEDEF, "tracepoint sock:inet_sock_set_state"},
+              {"bpf_iter__unix", BTF_KIND_STRUCT, "BPF unix socket iterator (Linux 5.17+)"}};
+    case Tier::kUnavailable:
+      break;
+  }
+  return {};
+}
+
+bool has_capability(int cap) {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  if (syscall(SYS_capget, &header, data) != 0) return false;
+  return (data[cap / 32].effective & (1u << (cap % 32))) != 0;
+}
+
+struct Loaded {
+  Skeleton skel;
+  std::vector<Link> links;
+  bpf_link* unix_iter = nullptr;  // owned by `links`
+};
+
+Result<Loaded> try_tier(const TierPlan& plan, const ProbeOptions& options, const btf* kernel_btf) {
+  for (const auto& req : requirements(plan.tier)) {
+    if (btf__find_by_name_kind(kernel_btf, req.btf_name, req.kind) < 0)
+      return Error{"the kernel has no " + std::string(req.what), ENOENT};
+  }
+  LibbpfLog log;
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts);
+  if (options.btf_path != "/sys/kernel/btf/vmlinux") open_opts.btf_custom_path = options.btf_path.c_str();
+  Skeleton skel(idlepool_bpf__open_opts(&open_opts));
+  if (!skel) return Error::from_errno("cannot open the probe object", errno);
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, skel->obj) {
+    const char* name = bpf_program__name(prog);
+    bool wanted = std::any_of(plan.programs.begin(), plan.programs.end(),
+                              [&](const char* p) { return std::strcmp(p, name) == 0; });
+    bpf_program__set_autoload(prog, wanted);
+  }
+  skel->rodata->accept_on_first_sight = plan.tier == Tier::kFentry;
+  if (int err = idlepool_bpf__load(skel.get()); err != 0) {
+    std::string why = log.reason();
+    return Error{"load failed: " + std::string(std::strerror(-err)) + (why.empty() ? "" : " (" + why + ")"), -err};
+  }
+  Loaded loaded{std::move(skel), {}};
+  for (const char* name : plan.programs) {
+    bpf_program* p = bpf_object__find_program_by_name(loaded.skel->obj, name);
+    log.clear();
+    Link link(bpf_program__attach(p));
+    if (!link) {
+      int err = errno;
+      std::string why = log.reason();
+      return Error{"attaching " + std::string(name) + " failed: " + std::strerror(err) +
+                       (why.empty() ? "" : " (" + why + ")"),
+                   err};
+    }
+    if (std::strcmp(name, "iter_unix_listeners") == 0) loaded.unix_iter = link.get();
+    loaded.links.push_back(std::move(link));
+  }
+  return loaded;
+}
+
+// ---- registration -----------------------------------------------------------------------------------------------
+
+constexpr uint32_t kTcpDumpStates =
+    (1u << wire::kTcpListen) | (1u << wire::kTcpEstablished) | (1u << wire::kTcpCloseWait);
+constexpr uint32_t kUnixDumpStates = (1u << wire::kTcpListen) | (1u << wire::kTcpEstablished);
+
+struct Registration {
+  SocketAddress address;
+  SocketAddress bound;
+  bool listening = false;
+  uint64_t cookie = 0;
+  uint32_t inode = 0;
+  bool v6only = false;
+  // Counts of earlier sockets at this address (the socket unit was restarted), carried forward.
+  uint64_t base_accepts = 0, base_requests = 0, base_closes = 0, base_activity_ns = 0;
+  uint64_t reported_accepts = 0;  // sock tier: derived accepts never go backwards
+};
+
+struct KernelEntry {
+  int refs = 0;
+  bool tcp = false;
+  idlepool_tcp_key tcp_key{};
+};
+
+SocketAddress bound_of(const wire::InetSocketInfo& s) {
+  SocketAddress a;
+  a.kind = SocketAddress::Kind::kTcp;
+  a.ip = s.local_ip;
+  a.ipv4 = s.family == AF_INET;
+  a.port = s.local_port;
+  return a;
+}
+
+SocketAddress bound_of(const wire::UnixSocketInfo& s) {
+  SocketAddress a;
+  a.kind = SocketAddress::Kind::kUnix;
+  a.path = s.name;
+  a.abstract = s.abstract;
+  return a;
+}
+
+// The same path with symlinks in its directory resolved (/var/run/x.sock -> /run/x.sock), or empty.
+std::string canonical_socket_path(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path p(path);
+  auto dir = std::filesystem::canonical(p.parent_path(), ec);
+  if (ec) return {};
+  return (dir / p.filename()).string();
+}
+
+// What one read sees of the host's sockets.
+struct SocketView {
+  std::vector<wire::InetSocketInfo> tcp;
+  std::vector<wire::UnixSocketInfo> unix_sockets;
+};
+
+}  // namespace
+
+std::string_view to_string(Tier tier) {
+  switch (tier) {
+    case Tier::kFentry:
+      return "fentry";
+    case Tier::kSock:
+      return "sock";
+    case Tier::kSyscall:
+      return "syscall";
+    case Tier::kUnavailable:
+      return "unavailable";
+  }
+  return "unavailable";
+}
+
+Result<TierChoice> parse_tier_choice(std::string_view text) {
+  if (text == "auto") return TierChoice::kAuto;
+  if (text == "fentry") return TierChoice::kFentry;
+  if (text == "sock") return TierChoice::kSock;
+  if (text == "syscall") return TierChoice::kSyscall;
+  return Error{"unknown tier '" + std::string(text) + "': expected auto, fentry, sock or syscall"};
+}
+
+class Probe::Impl {
+ public:
+  Impl(Loaded loaded, TierReport report, SockDiag diag, uint32_t netns)
+      : loaded_(std::move(loaded)), report_(std::move(report)), diag_(std::move(diag)), netns_(netns) {}
+
+  const TierReport& tiers() const { return report_; }
+
+  Result<ListenerId> add(const SocketAddress& address) {
+    auto view = dump(address.is_tcp(), address.is_unix());
+    if (!view) return view.error();
+    Registration reg;
+    reg.address = address;
+    if (!resolve(reg, *view))
+      return Error{"no listening socket at " + address.to_string() +
+                       (address.is_tcp() ? " (no TCP listener on that address and port)"
+                                         : " (no listening unix stream socket bound to that path)"),
+                   ENOENT};
+    if (auto r = retain(reg, *view); !r) return r.error();
+    ListenerId id = next_id_++;
+    regs_.emplace(id, std::move(reg));
+    return id;
+  }
+
+  Result<void> remove(ListenerId id) {
+    auto it = regs_.find(id);
+    if (it == regs_.end()) return Error{"no registered listener with id " + std::to_string(id), ENOENT};
+    if (it->second.listening) release(it->second.cookie);
+    regs_.erase(it);
+    return {};
+  }
+
+  Result<std::vector<ListenerSnapshot>> read() {
+    bool tcp = false, unix_sockets = false;
+    for (const auto& [id, reg] : regs_) (reg.address.is_tcp() ? tcp : unix_sockets) = true;
+    auto view = dump(tcp, unix_sockets);
+    if (!view) return view.error();
+    follow_replaced_listeners(*view);
+    std::vector<TcpListenerRef> tcp_refs;
+    std::vector<ListenerId> tcp_ids;
+    for (const auto& [id, reg] : regs_) {
+      if (!reg.address.is_tcp() || !reg.listening) continue;
+      tcp_refs.push_back(tcp_ref(reg));
+      tcp_ids.push_back(id);
+    }
+    std::map<ListenerId, uint32_t> established;
+    std::map<uint64_t, const wire::InetSocketInfo*> tcp_listeners;
+    for (const auto& s : view->tcp) {
+      if (s.state == wire::kTcpListen) {
+        tcp_listeners[s.cookie] = &s;
+        continue;
+      }
+      int i = attribute_tcp_connection(s, tcp_refs);
+      if (i >= 0) ++established[tcp_ids[static_cast<size_t>(i)]];
+    }
+    std::map<uint64_t, const wire::UnixSocketInfo*> unix_listeners;
+    for (const auto& s : view->unix_sockets)
+      if (s.state == wire::kTcpListen) unix_listeners[s.cookie] = &s;
+
+    std::vector<ListenerSnapshot> out;
+    out.reserve(regs_.size());
+    for (auto& [id, reg] : regs_) {
+      ListenerSnapshot snap;
+      snap.id = id;
+      snap.address = reg.address;
+      snap.bound = reg.bound;
+      snap.listening = reg.listening;
+      snap.cookie = reg.cookie;
+      snap.inode = reg.inode;
+      idlepool_listener_stats stats{};
+      if (reg.listening) {
+        stats = kernel_stats(reg.cookie);
+        if (reg.address.is_tcp()) {
+          auto l = tcp_listeners.find(reg.cookie);
+          snap.backlog = l != tcp_listeners.end() ? l->second->rqueue : 0;
+          uint32_t est = established[id];
+          snap.active = est > snap.backlog ? est - snap.backlog : 0;
+        } else {
+          auto l = unix_listeners.find(reg.cookie);
+          snap.backlog = l != unix_listeners.end() ? l->second->rqueue : 0;
+          uint32_t est = count_unix_established(reg.bound, *view);
+          snap.active = est > snap.backlog ? est - snap.backlog : 0;
+        }
+      }
+      uint64_t accepts = current_accepts(stats, snap.backlog);
+      snap.accepts = std::max(reg.reported_accepts, reg.base_accepts + accepts);
+      reg.reported_accepts = snap.accepts;
+      if (report_.requests != Tier::kUnavailable) snap.requests = reg.base_requests + stats.requests;
+      Tier closes_tier = reg.address.is_tcp() ? report_.tcp_closes : report_.unix_closes;
+      if (closes_tier != Tier::kUnavailable) snap.closes = reg.base_closes + stats.closes;
+      snap.last_activity_ns = std::max<uint64_t>(reg.base_activity_ns, stats.last_activity_ns);
+      out.push_back(std::move(snap));
+    }
+    return out;
+  }
+
+ private:
+  Result<SocketView> dump(bool tcp, bool unix_sockets) {
+    SocketView view;
+    if (tcp) {
+      for (uint8_t family : {uint8_t{AF_INET}, uint8_t{AF_INET6}}) {
+        auto sockets = diag_.dump_tcp(family, kTcpDumpStates);
+        if (!sockets) return sockets.error();
+        view.tcp.insert(view.tcp.end(), sockets->begin(), sockets->end());
+      }
+    }
+    if (unix_sockets) {
+      auto sockets = diag_.dump_unix(kUnixDumpStates);
+      if (!sockets) return sockets.error();
+      view.unix_sockets = std::move(*sockets);
+    }
+    return view;
+  }
+
+  // Finds the listener of reg.address in `view` and fills reg; false if there is none.
+  static bool resolve(Registration& reg, const SocketView& view) {
+    if (reg.address.is_tcp()) {
+      const auto* l = match_tcp_listener(reg.address, view.tcp);
+      if (l == nullptr) return false;
+      reg.bound = bound_of(*l);
+      reg.cookie = l->cookie;
+      reg.inode = l->inode;
+      reg.v6only = l->v6only;
+    } else {
+      const auto* l = match_unix_listener(reg.address, view.unix_sockets);
+      if (l == nullptr && !reg.address.abstract) {
+        SocketAddress canonical = reg.address;
+        canonical.path = canonical_socket_path(reg.address.path);
+        if (!canonical.path.empty() && canonical.path != reg.address.path)
+          l = match_unix_listener(canonical, view.unix_sockets);
+      }
+      if (l == nullptr) return false;
+      reg.bound = bound_of(*l);
+      reg.cookie = l->cookie;
+      reg.inode = l->inode;
+    }
+    reg.listening = true;
+    return true;
+  }
+
+  // A registered listener whose socket is gone was replaced (socket unit restarted) or is not listening now.
+  void follow_replaced_listeners(const SocketView& view) {
+    std::set<uint64_t> live;
+    for (const auto& s : view.tcp)
+      if (s.state == wire::kTcpListen) live.insert(s.cookie);
+    for (const auto& s : view.unix_sockets)
+      if (s.state == wire::kTcpListen) live.insert(s.cookie);
+    for (auto& [id, reg] : regs_) {
+      if (reg.listening && live.count(reg.cookie)) continue;
+      if (reg.listening) {
+        // Carry the old socket's counts forward before forgetting it.
+        auto stats = kernel_stats(reg.cookie);
+        reg.base_accepts = reg.reported_accepts;
+        reg.base_requests += stats.requests;
+        reg.base_closes += stats.closes;
+        reg.base_activity_ns = std::max<uint64_t>(reg.base_activity_ns, stats.last_activity_ns);
+        release(reg.cookie);
+        reg.listening = false;
+        reg.cookie = 0;
+        reg.inode = 0;
+      }
+      Registration next = reg;
+      if (resolve(next, view) && retain(next, view)) reg = next;
+    }
+  }
+
+  uint32_t count_unix_established(const SocketAddress& bound, const SocketView& view) const {
+    uint32_t n = 0;
+    for (const auto& s : view.unix_sockets)
+      if (s.state == wire::kTcpEstablished && s.has_name && s.abstract == bound.abstract && s.name == bound.path) ++n;
+    return n;
+  }
+
+  uint64_t current_accepts(const idlepool_listener_stats& stats, uint32_t backlog) const {
+    if (report_.accepts != Tier::kSock) return stats.accepts;
+    // Sock tier: every arrival is accepted or still waiting in the backlog.
+    return stats.arrivals > backlog ? stats.arrivals - backlog : 0;
+  }
+
+  idlepool_listener_stats kernel_stats(uint64_t cookie) const {
+    idlepool_listener_stats stats{};
+    if (bpf_map__lookup_elem(loaded_.skel->maps.listeners, &cookie, sizeof(cookie), &stats, sizeof(stats), 0) != 0)
+      return idlepool_listener_stats{};
+    return stats;
+  }
+
+  // Starts counting on reg's socket (once per socket, however many ids refer to it).
+  Result<void> retain(const Registration& reg, const SocketView& view) {
+    auto& entry = kernel_[reg.cookie];
+    if (entry.refs++ > 0) return {};
+    idlepool_listener_stats stats{};
+    stats.abi_version = IDLEPOOL_PROBE_ABI_VERSION;
+    stats.kind = reg.address.is_tcp() ? IDLEPOOL_KIND_TCP : IDLEPOOL_KIND_UNIX;
+    // Connections already queued have arrived: accepts derived as arrivals - backlog start at 0.
+    stats.arrivals = backlog_of(reg.cookie, view);
+    if (bpf_map__update_elem(loaded_.skel->maps.listeners, &reg.cookie, sizeof(reg.cookie), &stats, sizeof(stats),
+                             BPF_ANY) != 0) {
+      int err = errno;
+      kernel_.erase(reg.cookie);
+      return Error::from_errno("cannot register " + reg.address.to_string() + " with the probe", err);
+    }
+    if (reg.address.is_tcp()) {
+      entry.tcp = true;
+      entry.tcp_key.netns_ino = netns_;
+      entry.tcp_key.port = reg.bound.port;
+      std::memcpy(entry.tcp_key.addr, reg.bound.ip.data(), 16);
+      bpf_map__update_elem(loaded_.skel->maps.tcp_listeners, &entry.tcp_key, sizeof(entry.tcp_key), &reg.cookie,
+                           sizeof(reg.cookie), BPF_ANY);
+      adjust_port(reg.bound.port, +1);
+    } else if (auto learnt = learn_unix_listeners(); !learnt) {
+      release(reg.cookie);
+      return learnt;
+    }
+    adopt_existing_connections(reg, view);
+    return {};
+  }
+
+  static uint32_t backlog_of(uint64_t cookie, const SocketView& view) {
+    for (const auto& s : view.tcp)
+      if (s.state == wire::kTcpListen && s.cookie == cookie) return s.rqueue;
+    for (const auto& s : view.unix_sockets)
+      if (s.state == wire::kTcpListen && s.cookie == cookie) return s.rqueue;
+    return 0;
+  }
+
+  // Lists the connections `reg`'s socket already has, so that the probe neither takes them for new accepts nor
+  // misses their requests.
+  void adopt_existing_connections(const Registration& reg, const SocketView& view) {
+    idlepool_conn conn{};
+    conn.listener_cookie = reg.cookie;
+    conn.phase = IDLEPOOL_CONN_NEW;
+    auto adopt = [&](uint64_t cookie) {
+      bpf_map__update_elem(loaded_.skel->maps.conns, &cookie, sizeof(cookie), &conn, sizeof(conn), BPF_NOEXIST);
+    };
+    if (reg.address.is_tcp()) {
+      std::vector<TcpListenerRef> refs{tcp_ref(reg)};
+      for (const auto& [id, other] : regs_)
+        if (other.listening && other.address.is_tcp() && other.cookie != reg.cookie) refs.push_back(tcp_ref(other));
+      for (const auto& s : view.tcp)
+        if (s.state != wire::kTcpListen && attribute_tcp_connection(s, refs) == 0) adopt(s.cookie);
+    } else {
+      for (const auto& s : view.unix_sockets)
+        if (s.state == wire::kTcpEstablished && s.has_name && s.abstract == reg.bound.abstract &&
+            s.name == reg.bound.path)
+          adopt(s.cookie);
+    }
+  }
+
+  // Runs the unix socket iterator, which records the address of every registered unix listener.
+  Result<void> learn_unix_listeners() {
+    UniqueFd iter(bpf_iter_create(bpf_link__fd(loaded_.unix_iter)));
+    if (!iter.valid()) return Error::from_errno("cannot run the unix socket iterator", errno);
+    char buf[256];
+    ssize_t n;
+    while ((n = ::read(iter.get(), buf, sizeof(buf))) > 0) {
+    }
+    if (n < 0) return Error::from_errno("unix socket iterator failed", errno);
+    return {};
+  }
+
+  static TcpListenerRef tcp_ref(const Registration& reg) {
+    return {reg.bound.ip, reg.bound.port, reg.bound.is_wildcard(), reg.bound.ipv4, reg.v6only};
+  }
+
+  void release(uint64_t cookie) {
+    auto it = kernel_.find(cookie);
+    if (it == kernel_.end() || --it->second.refs > 0) return;
+    bpf_map__delete_elem(loaded_.skel->maps.listeners, &cookie, sizeof(cookie), 0);
+    if (it->second.tcp) {
+      bpf_map__delete_elem(loaded_.skel->maps.tcp_listeners, &it->second.tcp_key, sizeof(it->second.tcp_key), 0);
+      adjust_port(it->second.tcp_key.port, -1);
+    }
+    delete_where<uint64_t>(loaded_.skel->maps.unix_addrs, cookie, [](const uint64_t& v) { return v; });
+    delete_where<idlepool_conn>(loaded_.skel->maps.conns, cookie,
+                                [](const idlepool_conn& c) { return uint64_t{c.listener_cookie}; });
+    kernel_.erase(it);
+  }
+
+  void adjust_port(uint16_t port, int delta) {
+    uint32_t key = port, count = 0;
+    bpf_map__lookup_elem(loaded_.skel->maps.tcp_ports, &key, sizeof(key), &count, sizeof(count), 0);
+    count = delta > 0 ? count + 1 : (count > 0 ? count - 1 : 0);
+    bpf_map__update_elem(loaded_.skel->maps.tcp_ports, &key, sizeof(key), &count, sizeof(count), BPF_ANY);
+  }
+
+  // Deletes every entry of `map` (u64 keys) whose value `owner` says belongs to `cookie`.
+  template <class Value>
+  static void delete_where(bpf_map* map, uint64_t cookie, uint64_t (*owner)(const Value&)) {
+    std::vector<uint64_t> doomed;
+    uint64_t key = 0, next = 0;
+    const void* prev = nullptr;
+    while (bpf_map__get_next_key(map, prev, &next, sizeof(next)) == 0) {
+      Value v{};
+      if (bpf_map__lookup_elem(map, &next, sizeof(next), &v, sizeof(v), 0) == 0 && owner(v) == cookie)
+        doomed.push_back(next);
+      key = next;
+      prev = &key;
+    }
+    for (uint64_t k : doomed) bpf_map__delete_elem(map, &k, sizeof(k), 0);
+  }
+
+  Loaded loaded_;
+  TierReport report_;
+  SockDiag diag_;
+  uint32_t netns_;
+  ListenerId next_id_ = 1;
+  std::map<ListenerId, Registration> regs_;
+  std::map<uint64_t, KernelEntry> kernel_;
+};
+
+Result<std::unique_ptr<Probe>> Probe::load(const ProbeOptions& options) {
+  // CAP_BPF is 39 and CAP_PERFMON 38 (Linux 5.8); older headers lack the names.
+  constexpr int kCapPerfmon = 38, kCapBpf = 39;
+  if (!has_capability(CAP_SYS_ADMIN) && !(has_capability(kCapBpf) && has_capability(kCapPerfmon)))
+    return Error{"loading the probe needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN); this process has "
+                 "neither",
+                 EPERM};
+  if (::access(options.btf_path.c_str(), R_OK) != 0)
+    return Error{"kernel BTF not found at " + options.btf_path +
+                     " (the probe needs a kernel built with CONFIG_DEBUG_INFO_BTF=y)",
+                 ENOENT};
+  Btf kernel_btf(btf__parse(options.btf_path.c_str(), nullptr));
+  if (!kernel_btf)
+    return Error{"cannot read kernel BTF from " + options.btf_path + ": " + std::strerror(errno) +
+                     " (not a BTF file?)",
+                 errno};
+
+  std::vector<const TierPlan*> plans;
+  switch (options.tier) {
+    case TierChoice::kAuto:
+      plans = {&kFentryPlan, &kSockPlan, &kSyscallPlan};
+      break;
+    case TierChoice::kFentry:
+      plans = {&kFentryPlan};
+      break;
+    case TierChoice::kSock:
+      plans = {&kSockPlan};
+      break;
+    case TierChoice::kSyscall:
+      plans = {&kSyscallPlan};
+      break;
+  }
+  TierReport report;
+  for (const TierPlan* plan : plans) {
+    auto loaded = try_tier(*plan, options, kernel_btf.get());
+    if (!loaded) {
+      report.passed_over.push_back(std::string(to_string(plan->tier)) + ": " + loaded.error().message);
+      continue;
+    }
+    report.loaded = plan->tier;
+    report.accepts = plan->accepts;
+    report.requests = plan->requests;
+    report.tcp_closes = plan->tier == Tier::kFentry ? Tier::kFentry : Tier::kSock;
+    report.unix_closes = plan->unix_closes;
+    auto diag = SockDiag::open();
+    if (!diag) return diag.error();
+    auto netns = current_netns_inode();
+    if (!netns) return netns.error();
+    return std::unique_ptr<Probe>(
+        new Probe(std::make_unique<Impl>(std::move(*loaded), std::move(report), std::move(*diag), *netns)));
+  }
+  std::string message = "cannot load the probe at any tier:";
+  for (const auto& p : report.passed_over) message += "\n  " + p;
+  return Error{message, ENOTSUP};
+}
+
+Probe::Probe(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Probe::~Probe() = default;
+const TierReport& Probe::tiers() const { return impl_->tiers(); }
+Result<ListenerId> Probe::add(const SocketAddress& address) { return impl_->add(address); }
+Result<void> Probe::remove(ListenerId id) { return impl_->remove(id); }
+Result<std::vector<ListenerSnapshot>> Probe::read() { return impl_->read(); }
+
+}  // namespace idlepool::sys

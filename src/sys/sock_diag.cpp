@@ -1,0 +1,61 @@
+#include "idlepool/sys/sock_diag.h"
+
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+
+namespace idlepool::sys {
+
+Result<SockDiag> SockDiag::open() {
+  int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (fd < 0) return Error::from_errno("cannot open a NETLINK_SOCK_DIAG socket", errno);
+  return SockDiag(UniqueFd(fd));
+}
+
+Result<void> SockDiag::dump(const std::vector<uint8_t>& request, uint32_t seq, wire::DiagBatch& batch) {
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  if (::sendto(fd_.get(), request.data(), request.size(), 0, reinterpret_cast<sockaddr*>(&kernel),
+               sizeof(kernel)) < 0)
+    return Error::from_errno("sock_diag: cannot send dump request", errno);
+  // 32 KiB holds a few hundred sockets per datagram; the kernel never sends more than the buffer offered.
+  std::vector<uint8_t> buf(32768);
+  while (!batch.done) {
+    ssize_t n = ::recv(fd_.get(), buf.data(), buf.size(), 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::from_errno("sock_diag: cannot read dump reply", errno);
+    }
+    if (n == 0) return Error{"sock_diag: netlink socket closed during a dump", EPIPE};
+    auto decoded = wire::decode_diag_reply(std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)), seq, batch);
+    if (!decoded) return decoded;
+  }
+  return {};
+}
+
+Result<std::vector<wire::InetSocketInfo>> SockDiag::dump_tcp(uint8_t family, uint32_t state_mask) {
+  uint32_t seq = ++seq_;
+  wire::DiagBatch batch;
+  auto r = dump(wire::build_inet_dump_request(family, state_mask, seq), seq, batch);
+  if (!r) return r.error();
+  return std::move(batch.inet);
+}
+
+Result<std::vector<wire::UnixSocketInfo>> SockDiag::dump_unix(uint32_t state_mask) {
+  uint32_t seq = ++seq_;
+  wire::DiagBatch batch;
+  auto r = dump(wire::build_unix_dump_request(state_mask, seq), seq, batch);
+  if (!r) return r.error();
+  return std::move(batch.unix_sockets);
+}
+
+Result<uint32_t> current_netns_inode() {
+  struct stat st {};
+  if (::stat("/proc/self/ns/net", &st) != 0) return Error::from_errno("cannot stat /proc/self/ns/net", errno);
+  return static_cast<uint32_t>(st.st_ino);
+}
+
+}  // namespace idlepool::sys
