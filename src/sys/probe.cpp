@@ -361,8 +361,7 @@ class Probe::Impl {
         } else {
           auto l = unix_listeners.find(reg.cookie);
           snap.backlog = l != unix_listeners.end() ? l->second->rqueue : 0;
-          uint32_t est = count_unix_established(reg.bound, *view);
-          snap.active = est > snap.backlog ? est - snap.backlog : 0;
+          snap.active = count_unix_accepted(reg.cookie, reg.bound, *view);
         }
       }
       uint64_t accepts = current_accepts(stats, snap.backlog);
@@ -447,10 +446,17 @@ class Probe::Impl {
     }
   }
 
-  uint32_t count_unix_established(const SocketAddress& bound, const SocketView& view) const {
+  // Accepted unix connections of the listener `listener_cookie` bound to `bound`: they share its name. Connections
+  // still queued are told apart by their peer, which the listener lists among its queued peers.
+  static uint32_t count_unix_accepted(uint64_t listener_cookie, const SocketAddress& bound, const SocketView& view) {
+    std::set<uint32_t> queued;
+    for (const auto& s : view.unix_sockets)
+      if (s.state == wire::kTcpListen && s.cookie == listener_cookie) queued.insert(s.queued_peers.begin(), s.queued_peers.end());
     uint32_t n = 0;
     for (const auto& s : view.unix_sockets)
-      if (s.state == wire::kTcpEstablished && s.has_name && s.abstract == bound.abstract && s.name == bound.path) ++n;
+      if (s.state == wire::kTcpEstablished && s.has_name && s.abstract == bound.abstract && s.name == bound.path &&
+          !queued.count(s.peer_inode))
+        ++n;
     return n;
   }
 

@@ -124,6 +124,18 @@ Result<void> decode_unix(std::span<const uint8_t> payload, DiagBatch& batch) {
       info.has_rqlen = true;
       info.rqueue = rq.udiag_rqueue;
       info.wqueue = rq.udiag_wqueue;
+    } else if (type == UNIX_DIAG_PEER) {
+      if (data.size() < sizeof(uint32_t)) {
+        bad_attr = malformed("UNIX_DIAG_PEER of " + std::to_string(data.size()) + " bytes");
+        return;
+      }
+      info.peer_inode = load<uint32_t>(data, 0);
+    } else if (type == UNIX_DIAG_ICONS) {
+      if (data.size() % sizeof(uint32_t) != 0) {
+        bad_attr = malformed("UNIX_DIAG_ICONS of " + std::to_string(data.size()) + " bytes, not a whole number of inodes");
+        return;
+      }
+      for (size_t i = 0; i < data.size(); i += sizeof(uint32_t)) info.queued_peers.push_back(load<uint32_t>(data, i));
     }
   });
   if (!walked) return walked;
@@ -146,7 +158,7 @@ std::vector<uint8_t> build_unix_dump_request(uint32_t state_mask, uint32_t seq) 
   unix_diag_req req{};
   req.sdiag_family = AF_UNIX;
   req.udiag_states = state_mask;
-  req.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN;
+  req.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS;
   return frame(req, seq);
 }
 

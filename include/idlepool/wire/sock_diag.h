@@ -42,6 +42,10 @@ struct UnixSocketInfo {
   bool has_rqlen = false;
   uint32_t rqueue = 0;  // listener: connections waiting to be accepted
   uint32_t wqueue = 0;  // listener: the backlog limit
+  uint32_t peer_inode = 0;  // connected socket: its peer's inode
+  // Listener: the peer inodes of the connections waiting in its queue. A queued connection's own socket may or may
+  // not be listed by the kernel (it is not on 6.18); its peer always is, so this is how queued ones are told apart.
+  std::vector<uint32_t> queued_peers;
 };
 
 // One recv() worth of a dump reply.
@@ -53,7 +57,7 @@ struct DiagBatch {
 
 // A dump of TCP sockets of `family` in any of `state_mask` (bit 1 << state).
 std::vector<uint8_t> build_inet_dump_request(uint8_t family, uint32_t state_mask, uint32_t seq);
-// A dump of unix sockets in any of `state_mask`, with their names and queue lengths.
+// A dump of unix sockets in any of `state_mask`, with their names, queue lengths, peers and queued peers.
 std::vector<uint8_t> build_unix_dump_request(uint32_t state_mask, uint32_t seq);
 
 // Decodes the netlink messages in `bytes` (one datagram of a dump reply) and appends the sockets to `batch`.
