@@ -8,6 +8,15 @@
 #include <cerrno>
 
 namespace idlepool::sys {
+namespace {
+
+// ENOENT from a dump means the kernel has no handler for that family: a module that is neither built in nor loaded.
+Error with_module_hint(Error e, const char* module) {
+  if (e.code == ENOENT) e.message += " (is the kernel module " + std::string(module) + " available? try: modprobe " + module + ")";
+  return e;
+}
+
+}  // namespace
 
 Result<SockDiag> SockDiag::open() {
   int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
@@ -40,7 +49,7 @@ Result<std::vector<wire::InetSocketInfo>> SockDiag::dump_tcp(uint8_t family, uin
   uint32_t seq = ++seq_;
   wire::DiagBatch batch;
   auto r = dump(wire::build_inet_dump_request(family, state_mask, seq), seq, batch);
-  if (!r) return r.error();
+  if (!r) return with_module_hint(r.error(), "tcp_diag");
   return std::move(batch.inet);
 }
 
@@ -48,7 +57,7 @@ Result<std::vector<wire::UnixSocketInfo>> SockDiag::dump_unix(uint32_t state_mas
   uint32_t seq = ++seq_;
   wire::DiagBatch batch;
   auto r = dump(wire::build_unix_dump_request(state_mask, seq), seq, batch);
-  if (!r) return r.error();
+  if (!r) return with_module_hint(r.error(), "unix_diag");
   return std::move(batch.unix_sockets);
 }
 

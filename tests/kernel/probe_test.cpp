@@ -244,7 +244,11 @@ TEST_P(ProbeTest, UnregisteringStopsCounting) {
   auto snaps = probe().read();
   ASSERT_TRUE(snaps.ok());
   for (const auto& s : *snaps) EXPECT_NE(s.id, id) << "removed listener still listed";
-  for (int i = 0; i < 3; ++i) Client(server.address()).request();
+  for (int i = 0; i < 3; ++i) {
+    Client c(server.address());
+    c.request();
+    c.hang_up();  // closed on both sides before registering again, else they would be adopted as open connections
+  }
   // Registered again, it starts from zero: what happened in between was not counted anywhere.
   ListenerId again = add(server.address());
   expect_settles(again, {});

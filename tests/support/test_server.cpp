@@ -215,6 +215,14 @@ void Client::request() {
   if (!read_line(fd_.get(), carry)) die("client read");
 }
 
+void Client::hang_up() {
+  ::shutdown(fd_.get(), SHUT_WR);
+  char buf[64];
+  while (::read(fd_.get(), buf, sizeof(buf)) > 0) {
+  }
+  fd_.reset();
+}
+
 bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!done()) {

@@ -54,6 +54,8 @@ class Client {
   // One request/response cycle; aborts the test process on failure (tests assert through the probe's counts).
   void request();
   void close() { fd_.reset(); }
+  // Ends the connection and waits until the server has closed its side too.
+  void hang_up();
 
  private:
   sys::UniqueFd fd_;
