@@ -153,8 +153,8 @@ static __always_inline __u64 listener_of(const struct sock *sk)
 	return 0;
 }
 
-/* Starts tracking `sk` as a connection of `listener`. Only for program types where bpf_get_socket_cookie takes a
- * socket pointer (tracing: fentry/fexit/tp_btf); it assigns a cookie if the socket has none yet. */
+/* Starts tracking `sk` as a connection of `listener` (no-op if already tracked). Only for program types where
+ * bpf_get_socket_cookie takes a socket pointer (tracing: fentry/fexit/tp_btf); it assigns a cookie if needed. */
 static __always_inline struct idlepool_conn *track(struct sock *sk, __u64 listener)
 {
 	struct idlepool_conn init = { .listener_cookie = listener, .phase = IDLEPOOL_CONN_NEW };
@@ -164,29 +164,40 @@ static __always_inline struct idlepool_conn *track(struct sock *sk, __u64 listen
 	return bpf_map_lookup_elem(&conns, &cookie);
 }
 
+/* fentry tier: a connection the server uses whose accept was not counted was accepted by an accept() that began
+ * before the probe was attached. Count it now. */
+static __always_inline void accepted_on_first_sight(struct idlepool_conn *conn)
+{
+	struct idlepool_listener_stats *stats;
+
+	if (!accept_on_first_sight || (conn->flags & IDLEPOOL_CONN_ACCEPTED))
+		return;
+	conn->flags |= IDLEPOOL_CONN_ACCEPTED;
+	stats = registered(conn->listener_cookie);
+	if (stats)
+		__sync_fetch_and_add(&stats->accepts, 1);
+}
+
 /* The tracked connection `sk`, recognising it on first sight (connections accepted before the probe was loaded, or
  * unix connections in the sock tier, which has no per-connection arrival hook). */
 static __always_inline struct idlepool_conn *conn_of(struct sock *sk)
 {
 	__u64 cookie = sk_cookie(sk);
-	struct idlepool_conn *conn;
+	struct idlepool_conn *conn = NULL;
 	__u64 listener;
 
-	if (cookie) {
+	if (cookie)
 		conn = bpf_map_lookup_elem(&conns, &cookie);
-		if (conn)
-			return conn;
+	if (!conn) {
+		listener = listener_of(sk);
+		if (!listener)
+			return NULL;
+		conn = track(sk, listener);
+		if (!conn)
+			return NULL;
 	}
-	listener = listener_of(sk);
-	if (!listener)
-		return NULL;
-	if (accept_on_first_sight) {
-		struct idlepool_listener_stats *stats = registered(listener);
-
-		if (stats)
-			__sync_fetch_and_add(&stats->accepts, 1);
-	}
-	return track(sk, listener);
+	accepted_on_first_sight(conn);
+	return conn;
 }
 
 static __always_inline void on_recv(struct sock *sk, int ret, int flags)
@@ -282,8 +293,12 @@ static __always_inline int on_accept(void *ctx, struct socket *sock, struct sock
 	if (sk_family(listener_sk) == AF_UNIX)
 		learn_unix_addr(listener_sk, listener);
 	child = newsock->sk;
-	if (child)
-		track(child, listener);
+	if (child) {
+		struct idlepool_conn *conn = track(child, listener);
+
+		if (conn)
+			conn->flags |= IDLEPOOL_CONN_ACCEPTED;
+	}
 	return 0;
 }
 

@@ -11,7 +11,7 @@
 #include <linux/types.h>
 #endif
 
-#define IDLEPOOL_PROBE_ABI_VERSION 1
+#define IDLEPOOL_PROBE_ABI_VERSION 2
 
 /* Capacities of the probe's maps. */
 #define IDLEPOOL_MAX_LISTENERS 16384
@@ -49,11 +49,17 @@ enum idlepool_conn_phase {
 	IDLEPOOL_CONN_SENT = 2,
 };
 
-/* Per accepted connection of a registered listener, keyed by the connection's socket cookie. */
+/* idlepool_conn.flags */
+enum idlepool_conn_flags {
+	/* An accept of this connection was counted (or it existed before registration). */
+	IDLEPOOL_CONN_ACCEPTED = 1,
+};
+
+/* Per connection of a registered listener (queued or accepted), keyed by the connection's socket cookie. */
 struct idlepool_conn {
 	__u64 listener_cookie;
 	__u32 phase;
-	__u32 reserved;
+	__u32 flags;
 };
 
 /*

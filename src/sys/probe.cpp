@@ -518,6 +518,8 @@ class Probe::Impl {
     idlepool_conn conn{};
     conn.listener_cookie = reg.cookie;
     conn.phase = IDLEPOOL_CONN_NEW;
+    // Accepted or still queued: sock_diag cannot tell for TCP; taken as accepted, so none is counted as new.
+    conn.flags = IDLEPOOL_CONN_ACCEPTED;
     auto adopt = [&](uint64_t cookie) {
       bpf_map__update_elem(loaded_.skel->maps.conns, &cookie, sizeof(cookie), &conn, sizeof(conn), BPF_NOEXIST);
     };

@@ -277,6 +277,40 @@ TEST_P(ProbeTest, FollowsAListenerReplacedAtTheSameAddress) {
   EXPECT_NE(snapshot(id)->cookie, old_cookie);
 }
 
+// idlepoold starting on a busy host: the pool's workers are already blocked in accept() when the probe is attached.
+// An exit hook never sees those accept() calls return; the probe must still count each connection exactly once.
+TEST_P(ProbeTest, CountsAcceptsThatBeganBeforeTheProbeWasLoaded) {
+  TestServer server(family());
+  server.start_workers(3);
+  sys::ProbeOptions options;
+  options.tier = *sys::parse_tier_choice(tier());
+  auto fresh = Probe::load(options);
+  ASSERT_TRUE(fresh.ok()) << fresh.error().message;
+  auto id = (*fresh)->add(server.address());
+  ASSERT_TRUE(id.ok()) << id.error().message;
+  {
+    Client a(server.address()), b(server.address());
+    a.request();
+    b.request();
+    b.request();
+    Client(server.address()).request();  // three workers, three connections, all accepted by blocked calls
+    Client(server.address()).request();  // and one accepted by a call that began after the probe was loaded
+  }
+  auto settled = [&](const ListenerSnapshot& s) {
+    return s.accepts == 4 && (!requests_counted() || s.requests == 5u) && s.active == 0 && s.backlog == 0;
+  };
+  std::optional<ListenerSnapshot> last;
+  bool ok = eventually([&] {
+    auto snaps = (*fresh)->read();
+    if (!snaps || snaps->empty()) return false;
+    last = snaps->front();
+    return settled(*last);
+  });
+  ASSERT_TRUE(last.has_value());
+  EXPECT_TRUE(ok) << "[" << tier() << "/" << to_string(family()) << "] got " << describe(*last)
+                  << ", expected accepts=4 requests=5 active=0";
+}
+
 std::vector<std::string> tiers_under_test() { return split(env_or("IDLEPOOL_TEST_TIERS", "auto,syscall")); }
 
 INSTANTIATE_TEST_SUITE_P(Kernel, ProbeTest,

@@ -33,7 +33,7 @@ build_initramfs() {
     ln -sf busybox "$root/bin/$applet"
   done
   local bin
-  for bin in "$build/tests/idlepool_kernel_tests"; do
+  for bin in "$build/tests/idlepool_kernel_tests" "$build/src/idlepool-probe"; do
     cp "$bin" "$root/bin/"
     # The libraries ldd names, at the same paths.
     ldd "$bin" | awk '/=>/ {print $3} $1 ~ /^\// {print $1}' | while read -r lib; do
@@ -58,6 +58,7 @@ arg() { tr ' ' '\n' </proc/cmdline | sed -n "s/^$1=//p"; }
 export IDLEPOOL_TEST_TIERS=$(arg idlepool.tiers)
 export IDLEPOOL_EXPECT_AUTO_TIER=$(arg idlepool.expect_auto)
 export IDLEPOOL_UNAVAILABLE_TIERS=$(arg idlepool.unavailable)
+export IDLEPOOL_BIN_DIR=/bin
 echo "IDLEPOOL-GUEST: kernel $(uname -r), tiers $IDLEPOOL_TEST_TIERS"
 /bin/idlepool_kernel_tests --gtest_color=no
 echo "IDLEPOOL-RESULT: rc=$?"

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine, as root: installs what it needs, builds, and runs every test:
+#   unit tests, kernel tests on this host's kernel (probe, process connector), the fuzzers for a bounded time, and the
+#   kernel matrix (the probe's tests inside QEMU guests with Debian 12's and 13's stock kernels).
+# Nothing here skips: a test that cannot run fails the suite.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+if [[ $EUID -ne 0 ]]; then
+  echo "scripts/test.sh: run as root (the probe, the process connector and the QEMU guests need it)" >&2
+  exit 1
+fi
+build=${IDLEPOOL_BUILD_DIR:-$top/build}
+fuzz_build=${IDLEPOOL_FUZZ_BUILD_DIR:-$top/build-fuzz}
+jobs=$(nproc)
+
+step() { printf '\n==== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
+
+step "dependencies"
+scripts/install-deps.sh
+scripts/prepare-host.sh
+
+step "build"
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" -j "$jobs"
+
+step "fuzzers (clang, libFuzzer + ASan)"
+CC=clang CXX=clang++ cmake -S . -B "$fuzz_build" -G Ninja -DIDLEPOOL_FUZZ_ONLY=ON >/dev/null
+cmake --build "$fuzz_build" -j "$jobs"
+
+step "unit, kernel and fuzz tests"
+ctest --test-dir "$build" --output-on-failure
+ctest --test-dir "$fuzz_build" --output-on-failure
+
+step "kernel matrix (QEMU: Debian 12 6.1, Debian 13 6.12)"
+tests/qemu/run-kernel-matrix.sh "$build"
+
+step "all tests passed"
