@@ -28,6 +28,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include "idlepool/probe_abi.h"
 #include "idlepool.bpf.h"
 
@@ -96,29 +97,37 @@ static __always_inline __u64 tcp_lookup(struct idlepool_tcp_key *key)
 }
 
 /* Cookie of the registered TCP listener whose port and address `sk` (an accepted socket) has, or 0. */
-static __always_inline __u64 tcp_listener_of(const struct sock *sk, __u16 family)
+static __always_inline __u64 tcp_listener_of(const struct sock *sk, __u16 family, bool direct)
 {
 	struct idlepool_tcp_key key = {};
-	__u32 port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u32 port = direct ? sk->__sk_common.skc_num : BPF_CORE_READ(sk, __sk_common.skc_num);
 	__u32 *nr = bpf_map_lookup_elem(&tcp_ports, &port);
 	bool mapped = family == AF_INET;
 	__u64 listener;
 
 	if (!nr || !*nr)
 		return 0;
-	key.netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	key.netns_ino = direct ? sk->__sk_common.skc_net.net->ns.inum
+			       : BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	key.port = port;
 	if (family == AF_INET) {
-		__be32 v4 = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__be32 v4 = direct ? sk->__sk_common.skc_rcv_saddr : BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
 
 		key.addr[10] = 0xff;
 		key.addr[11] = 0xff;
 		__builtin_memcpy(&key.addr[12], &v4, sizeof(v4));
 	} else {
-		BPF_CORE_READ_INTO(&key.addr, sk, __sk_common.skc_v6_rcv_saddr);
-		mapped = key.addr[10] == 0xff && key.addr[11] == 0xff && !key.addr[0] && !key.addr[1] &&
-			 !key.addr[2] && !key.addr[3] && !key.addr[4] && !key.addr[5] && !key.addr[6] &&
-			 !key.addr[7] && !key.addr[8] && !key.addr[9];
+		__u32 *a = (__u32 *)key.addr;
+
+		if (direct) {
+			a[0] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[0];
+			a[1] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[1];
+			a[2] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[2];
+			a[3] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[3];
+		} else {
+			BPF_CORE_READ_INTO(&key.addr, sk, __sk_common.skc_v6_rcv_saddr);
+		}
+		mapped = !a[0] && !a[1] && a[2] == bpf_htonl(0xffff);
 	}
 	listener = tcp_lookup(&key);
 	if (listener)
@@ -135,21 +144,21 @@ static __always_inline __u64 tcp_listener_of(const struct sock *sk, __u16 family
 }
 
 /* Cookie of the registered listener that handed out `sk`, or 0 if `sk` is not such a connection. */
-static __always_inline __u64 listener_of(const struct sock *sk)
+static __always_inline __u64 listener_of(const struct sock *sk, bool direct)
 {
-	__u16 family = sk_family(sk);
+	__u16 family = sk_family(sk, direct);
 	__u64 addr, *listener;
 
 	if (family == AF_UNIX) {
-		addr = unix_addr_of(sk);
+		addr = unix_addr_of(sk, direct);
 		if (!addr)
 			return 0;
 		listener = bpf_map_lookup_elem(&unix_addrs, &addr);
 		return listener ? *listener : 0;
 	}
-	if ((family == AF_INET || family == AF_INET6) && sk_protocol(sk) == IPPROTO_TCP &&
-	    sk_state(sk) != TCP_LISTEN)
-		return tcp_listener_of(sk, family);
+	if ((family == AF_INET || family == AF_INET6) && sk_protocol(sk, direct) == IPPROTO_TCP &&
+	    sk_state(sk, direct) != TCP_LISTEN)
+		return tcp_listener_of(sk, family, direct);
 	return 0;
 }
 
@@ -182,14 +191,14 @@ static __always_inline void accepted_on_first_sight(struct idlepool_conn *conn)
  * unix connections in the sock tier, which has no per-connection arrival hook). */
 static __always_inline struct idlepool_conn *conn_of(struct sock *sk)
 {
-	__u64 cookie = sk_cookie(sk);
+	__u64 cookie = sk_cookie(sk, true);
 	struct idlepool_conn *conn = NULL;
 	__u64 listener;
 
 	if (cookie)
 		conn = bpf_map_lookup_elem(&conns, &cookie);
 	if (!conn) {
-		listener = listener_of(sk);
+		listener = listener_of(sk, true);
 		if (!listener)
 			return NULL;
 		conn = track(sk, listener);
@@ -200,6 +209,8 @@ static __always_inline struct idlepool_conn *conn_of(struct sock *sk)
 	return conn;
 }
 
+/* Activity is stamped when a connection changes phase (a request starts, its response starts), not on every
+ * receive and send: one clock read per phase instead of one per system call. */
 static __always_inline void on_recv(struct sock *sk, int ret, int flags)
 {
 	struct idlepool_listener_stats *stats;
@@ -208,13 +219,13 @@ static __always_inline void on_recv(struct sock *sk, int ret, int flags)
 	if (ret < 0 || (flags & MSG_PEEK))
 		return;
 	conn = conn_of(sk);
-	if (!conn)
+	if (!conn || (ret > 0 && conn->phase == IDLEPOOL_CONN_RECEIVING))
 		return;
 	stats = registered(conn->listener_cookie);
 	if (!stats)
 		return;
 	/* ret == 0 is the peer's end of stream: activity, not a request. */
-	if (ret > 0 && conn->phase != IDLEPOOL_CONN_RECEIVING) {
+	if (ret > 0) {
 		conn->phase = IDLEPOOL_CONN_RECEIVING;
 		__sync_fetch_and_add(&stats->requests, 1);
 	}
@@ -229,20 +240,19 @@ static __always_inline void on_send(struct sock *sk, int ret)
 	if (ret <= 0)
 		return;
 	conn = conn_of(sk);
-	if (!conn)
-		return;
-	stats = registered(conn->listener_cookie);
-	if (!stats)
+	if (!conn || conn->phase == IDLEPOOL_CONN_SENT)
 		return;
 	conn->phase = IDLEPOOL_CONN_SENT;
-	touch(stats);
+	stats = registered(conn->listener_cookie);
+	if (stats)
+		touch(stats);
 }
 
 static __always_inline void on_close(const struct sock *sk)
 {
 	struct idlepool_listener_stats *stats;
 	struct idlepool_conn *conn;
-	__u64 cookie = sk_cookie(sk);
+	__u64 cookie = sk_cookie(sk, true);
 
 	if (!cookie)
 		return;
@@ -259,7 +269,7 @@ static __always_inline void on_close(const struct sock *sk)
 
 static __always_inline void learn_unix_addr(const struct sock *listener_sk, __u64 listener)
 {
-	__u64 addr = unix_addr_of(listener_sk);
+	__u64 addr = unix_addr_of(listener_sk, true);
 
 	if (addr)
 		bpf_map_update_elem(&unix_addrs, &addr, &listener, BPF_ANY);
@@ -284,13 +294,13 @@ static __always_inline int on_accept(void *ctx, struct socket *sock, struct sock
 	listener_sk = sock->sk;
 	if (!listener_sk)
 		return 0;
-	listener = sk_cookie(listener_sk);
+	listener = sk_cookie(listener_sk, true);
 	stats = registered(listener);
 	if (!stats)
 		return 0;
 	__sync_fetch_and_add(&stats->accepts, 1);
 	touch(stats);
-	if (sk_family(listener_sk) == AF_UNIX)
+	if (sk_family(listener_sk, true) == AF_UNIX)
 		learn_unix_addr(listener_sk, listener);
 	child = newsock->sk;
 	if (child) {
@@ -370,11 +380,11 @@ int BPF_PROG(tp_inet_set_state, const struct sock *sk, const int oldstate, const
 	struct idlepool_conn *conn;
 	__u64 listener;
 
-	if (!sk || sk_protocol(sk) != IPPROTO_TCP)
+	if (!sk || sk_protocol(sk, true) != IPPROTO_TCP)
 		return 0;
 	if (oldstate == TCP_SYN_RECV && newstate == TCP_ESTABLISHED) {
 		/* A passively opened connection finished its handshake and sits in its listener's accept queue. */
-		listener = tcp_listener_of(sk, sk_family(sk));
+		listener = tcp_listener_of(sk, sk_family(sk, true), true);
 		stats = registered(listener);
 		if (!stats)
 			return 0;
@@ -390,7 +400,7 @@ int BPF_PROG(tp_inet_set_state, const struct sock *sk, const int oldstate, const
 	/* Any other change of a tracked connection (FIN sent or received) is activity. */
 	listener = 0;
 	{
-		__u64 cookie = sk_cookie(sk);
+		__u64 cookie = sk_cookie(sk, true);
 
 		conn = cookie ? bpf_map_lookup_elem(&conns, &cookie) : NULL;
 		if (conn)
@@ -409,9 +419,9 @@ int BPF_PROG(tp_sk_data_ready, const struct sock *sk)
 	__u64 listener;
 
 	/* TCP arrivals are counted at the end of the handshake (above); here only unix connects to a listener. */
-	if (!sk || sk_family(sk) != AF_UNIX || sk_state(sk) != TCP_LISTEN)
+	if (!sk || sk_family(sk, true) != AF_UNIX || sk_state(sk, true) != TCP_LISTEN)
 		return 0;
-	listener = sk_cookie(sk);
+	listener = sk_cookie(sk, true);
 	stats = registered(listener);
 	if (!stats)
 		return 0;
@@ -470,9 +480,9 @@ static __always_inline int accept_exit(long ret)
 	sk = sock_of_fd((__u32)ret);
 	if (!sk)
 		return 0;
-	cookie = sk_cookie(sk);
+	cookie = sk_cookie(sk, false);
 	conn = cookie ? bpf_map_lookup_elem(&conns, &cookie) : NULL;
-	listener = conn ? conn->listener_cookie : listener_of(sk);
+	listener = conn ? conn->listener_cookie : listener_of(sk, false);
 	stats = registered(listener);
 	if (!stats)
 		return 0;
@@ -501,13 +511,13 @@ SEC("iter/unix")
 int iter_unix_listeners(struct bpf_iter__unix *ctx)
 {
 	struct unix_sock *u = ctx->unix_sk;
-	struct sock *sk = (struct sock *)u;
-	__u64 listener;
+	__u64 listener, addr;
 
-	if (!u || sk_state(sk) != TCP_LISTEN)
+	if (!u || u->sk.__sk_common.skc_state != TCP_LISTEN)
 		return 0;
-	listener = sk_cookie(sk);
-	if (registered(listener))
-		learn_unix_addr(sk, listener);
+	listener = u->sk.__sk_common.skc_cookie.counter;
+	addr = (__u64)u->addr;
+	if (addr && registered(listener))
+		bpf_map_update_elem(&unix_addrs, &addr, &listener, BPF_ANY);
 	return 0;
 }

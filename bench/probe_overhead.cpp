@@ -1,0 +1,214 @@
+// What the probe costs, measured A/B in one run: every round measures each configuration once (no probe, then the
+// probe at each tier) in a rotating order, and the medians over rounds are compared. These machines are noisy: read
+// the ratios, not the absolute figures.
+//
+//   read      a tight read() loop on /dev/zero: syscalls unrelated to sockets, which no hook should tax
+//   echo      request/response cycles over a kept-alive unix connection to a local worker (the probe's worst case:
+//             its hooks fire on every receive and send, and the work per request is tiny)
+//
+// The benchmark pins itself and the servers it starts to one CPU (--cpu): on these VMs a wake-up across CPUs costs
+// tens of microseconds and lands at random, which swamps what is measured here.
+//   php-fpm   FastCGI requests over a kept-alive unix connection to a real php-fpm worker
+//
+// Usage: idlepool_bench_probe [--rounds N] [--reads N] [--requests N] [--php-requests N] [--tiers LIST]
+//                             [--parts read,echo,php]
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "fastcgi_client.h"
+#include "idlepool/sys/probe.h"
+#include "php_fpm.h"
+#include "test_server.h"
+
+namespace po = boost::program_options;
+using namespace idlepool;
+using namespace idlepool::testing;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string x; std::getline(ss, x, ',');)
+    if (!x.empty()) out.push_back(x);
+  return out;
+}
+
+// Loads the probe at `tier` with `addresses` registered, or nothing for "none".
+std::unique_ptr<sys::Probe> load(const std::string& tier, const std::vector<SocketAddress>& addresses) {
+  if (tier == "none") return nullptr;
+  sys::ProbeOptions options;
+  options.tier = *sys::parse_tier_choice(tier);
+  auto p = sys::Probe::load(options);
+  if (!p) {
+    std::fprintf(stderr, "cannot load the probe at tier %s: %s\n", tier.c_str(), p.error().message.c_str());
+    std::exit(1);
+  }
+  for (const auto& a : addresses)
+    if (auto id = (*p)->add(a); !id) {
+      std::fprintf(stderr, "cannot register %s: %s\n", a.to_string().c_str(), id.error().message.c_str());
+      std::exit(1);
+    }
+  return std::move(*p);
+}
+
+// ns per read() of one byte from /dev/zero.
+double time_reads(int fd, long reads) {
+  char b;
+  auto t0 = Clock::now();
+  for (long i = 0; i < reads; ++i)
+    if (::read(fd, &b, 1) != 1) std::abort();
+  return std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / static_cast<double>(reads);
+}
+
+// Request/response cycles per second on one kept-alive connection to the echo worker.
+double time_echo(const SocketAddress& address, long requests) {
+  Client c(address);
+  c.request();  // connected and accepted before timing
+  auto t0 = Clock::now();
+  for (long i = 0; i < requests; ++i) c.request();
+  return static_cast<double>(requests) / std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+double time_php(const SocketAddress& address, const std::string& script, long requests) {
+  auto c = FastCgiClient::connect(address, true);
+  if (!c || !c->request(script)) std::abort();
+  auto t0 = Clock::now();
+  for (long i = 0; i < requests; ++i) {
+    auto r = c->request(script);
+    if (!r || r->body() != "ok") {
+      std::fprintf(stderr, "php-fpm request failed: %s\n", r ? r->stdout_data.c_str() : r.error().message.c_str());
+      std::abort();
+    }
+  }
+  return static_cast<double>(requests) / std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+struct Part {
+  std::string name;
+  std::string unit;
+  bool higher_is_better;
+  std::map<std::string, std::vector<double>> samples;  // configuration -> one figure per round
+};
+
+void report(const Part& part, const std::vector<std::string>& configs, const std::string& what) {
+  std::printf("\n%s (%s, median of %zu rounds)\n", what.c_str(), part.unit.c_str(),
+              part.samples.at(configs[0]).size());
+  double base = median(part.samples.at("none"));
+  for (const auto& c : configs) {
+    double m = median(part.samples.at(c));
+    if (c == "none") {
+      std::printf("  %-8s %12.1f\n", c.c_str(), m);
+    } else {
+      double ratio = m / base;
+      std::printf("  %-8s %12.1f   ratio %.4f  (%s)\n", c.c_str(), m, ratio,
+                  part.higher_is_better ? "throughput with/without; 1.0 = no cost"
+                                        : "time with/without; 1.0 = no cost");
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int rounds = 15;
+  long reads = 200000, requests = 20000, php_requests = 2000;
+  std::string tiers_text = "auto", parts_text = "read,echo,php";
+  int cpu = 0;
+  po::options_description opts("idlepool_bench_probe");
+  opts.add_options()("help,h", "help")("rounds", po::value(&rounds)->default_value(15), "rounds")(
+      "reads", po::value(&reads)->default_value(200000), "read() calls per round")(
+      "requests", po::value(&requests)->default_value(20000), "echo cycles per round")(
+      "php-requests", po::value(&php_requests)->default_value(2000), "php-fpm requests per round")(
+      "tiers", po::value(&tiers_text)->default_value("auto"), "probe tiers to compare with no probe")(
+      "parts", po::value(&parts_text)->default_value("read,echo,php"), "which measurements")(
+      "cpu", po::value(&cpu)->default_value(0), "CPU to pin this process and its servers to; -1 does not pin");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, opts), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::printf("%s", (std::ostringstream() << opts).str().c_str());
+    return 0;
+  }
+  std::vector<std::string> configs{"none"};
+  for (const auto& t : split(tiers_text)) configs.push_back(t);
+  auto parts = split(parts_text);
+  auto wants = [&](const char* p) { return std::find(parts.begin(), parts.end(), p) != parts.end(); };
+
+  if (cpu >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+      std::perror("sched_setaffinity");
+      return 1;
+    }
+  }
+  utsname u{};
+  uname(&u);
+  std::printf("idlepool probe overhead: kernel %s, %ld CPUs (pinned to %d), %d rounds, configurations:", u.release,
+              sysconf(_SC_NPROCESSORS_ONLN), cpu, rounds);
+  for (const auto& c : configs) std::printf(" %s", c.c_str());
+  std::printf("\n");
+  {
+    auto p = load(configs.size() > 1 ? configs[1] : "auto", {});
+    if (p) std::printf("tier 'auto' here: %s\n", std::string(sys::to_string(p->tiers().loaded)).c_str());
+  }
+
+  TestServer echo(Family::kUnix);
+  echo.start_workers(1);
+  std::unique_ptr<PhpFpmPool> php;
+  std::string php_script;
+  if (wants("php")) {
+    php = std::make_unique<PhpFpmPool>();
+    php_script = php->script("ok.php", "<?php echo 'ok';");
+  }
+  std::vector<SocketAddress> registered{echo.address()};
+  if (php) registered.push_back(php->address());
+
+  int zero = ::open("/dev/zero", O_RDONLY | O_CLOEXEC);
+  Part read_part{"read", "ns per read()", false, {}};
+  Part echo_part{"echo", "requests/s", true, {}};
+  Part php_part{"php", "requests/s", true, {}};
+  for (int r = 0; r < rounds; ++r) {
+    for (size_t k = 0; k < configs.size(); ++k) {
+      const std::string& config = configs[(k + static_cast<size_t>(r)) % configs.size()];
+      auto probe = load(config, registered);
+      if (wants("read")) read_part.samples[config].push_back(time_reads(zero, reads));
+      if (wants("echo")) echo_part.samples[config].push_back(time_echo(echo.address(), requests));
+      if (php) php_part.samples[config].push_back(time_php(php->address(), php_script, php_requests));
+    }
+    std::fprintf(stderr, "round %d/%d done\n", r + 1, rounds);
+  }
+  if (wants("read")) report(read_part, configs, "read() on /dev/zero, " + std::to_string(reads) + " per round");
+  if (wants("echo"))
+    report(echo_part, configs, "echo request/response, unix keep-alive, " + std::to_string(requests) + " per round");
+  if (php)
+    report(php_part, configs, "php-fpm FastCGI, unix keep-alive, " + std::to_string(php_requests) + " per round");
+  return 0;
+}
