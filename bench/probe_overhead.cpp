@@ -8,7 +8,6 @@
 //
 // The benchmark pins itself and the servers it starts to one CPU (--cpu): on these VMs a wake-up across CPUs costs
 // tens of microseconds and lands at random, which swamps what is measured here.
-//   php-fpm   FastCGI requests over a kept-alive unix connection to a real php-fpm worker
 //
 // Usage: idlepool_bench_probe [--rounds N] [--reads N] [--requests N] [--php-requests N] [--tiers LIST]
 //                             [--parts read,echo,php]
@@ -133,7 +132,8 @@ void report(const Part& part, const std::vector<std::string>& configs, const std
 int main(int argc, char** argv) {
   int rounds = 15;
   long reads = 200000, requests = 20000, php_requests = 2000;
-  std::string tiers_text = "auto", parts_text = "read,echo,php";
+  std::string tiers_text = "auto", parts_text = "read,echo,php,php-page";
+  long page_requests = 300;
   int cpu = 0;
   po::options_description opts("idlepool_bench_probe");
   opts.add_options()("help,h", "help")("rounds", po::value(&rounds)->default_value(15), "rounds")(
@@ -141,7 +141,8 @@ int main(int argc, char** argv) {
       "requests", po::value(&requests)->default_value(20000), "echo cycles per round")(
       "php-requests", po::value(&php_requests)->default_value(2000), "php-fpm requests per round")(
       "tiers", po::value(&tiers_text)->default_value("auto"), "probe tiers to compare with no probe")(
-      "parts", po::value(&parts_text)->default_value("read,echo,php"), "which measurements")(
+      "parts", po::value(&parts_text)->default_value("read,echo,php,php-page"), "which measurements")(
+      "page-requests", po::value(&page_requests)->default_value(300), "php-page requests per round")(
       "cpu", po::value(&cpu)->default_value(0), "CPU to pin this process and its servers to; -1 does not pin");
   po::variables_map vm;
   try {
@@ -184,9 +185,11 @@ int main(int argc, char** argv) {
   echo.start_workers(1);
   std::unique_ptr<PhpFpmPool> php;
   std::string php_script;
-  if (wants("php")) {
+  std::string page_script;
+  if (wants("php") || wants("php-page")) {
     php = std::make_unique<PhpFpmPool>();
     php_script = php->script("ok.php", "<?php echo 'ok';");
+    page_script = php->script("page.php", "<?php $s = ''; for ($i = 0; $i < 4000; $i++) { $s = md5($s . $i); } echo 'ok';");
   }
   std::vector<SocketAddress> registered{echo.address()};
   if (php) registered.push_back(php->address());
@@ -195,20 +198,30 @@ int main(int argc, char** argv) {
   Part read_part{"read", "ns per read()", false, {}};
   Part echo_part{"echo", "requests/s", true, {}};
   Part php_part{"php", "requests/s", true, {}};
-  for (int r = 0; r < rounds; ++r) {
+  Part page_part{"php-page", "requests/s", true, {}};
+  // Round -1 warms caches (and, under emulation, the translation cache) for every configuration; it is not recorded.
+  for (int r = -1; r < rounds; ++r) {
     for (size_t k = 0; k < configs.size(); ++k) {
-      const std::string& config = configs[(k + static_cast<size_t>(r)) % configs.size()];
+      const std::string& config = configs[(k + static_cast<size_t>(r + 1)) % configs.size()];
       auto probe = load(config, registered);
-      if (wants("read")) read_part.samples[config].push_back(time_reads(zero, reads));
-      if (wants("echo")) echo_part.samples[config].push_back(time_echo(echo.address(), requests));
-      if (php) php_part.samples[config].push_back(time_php(php->address(), php_script, php_requests));
+      auto keep = [&](Part& part, double figure) {
+        if (r >= 0) part.samples[config].push_back(figure);
+      };
+      if (wants("read")) keep(read_part, time_reads(zero, reads));
+      if (wants("echo")) keep(echo_part, time_echo(echo.address(), requests));
+      if (wants("php")) keep(php_part, time_php(php->address(), php_script, php_requests));
+      if (wants("php-page")) keep(page_part, time_php(php->address(), page_script, page_requests));
     }
-    std::fprintf(stderr, "round %d/%d done\n", r + 1, rounds);
+    if (r >= 0) std::fprintf(stderr, "round %d/%d done\n", r + 1, rounds);
   }
   if (wants("read")) report(read_part, configs, "read() on /dev/zero, " + std::to_string(reads) + " per round");
   if (wants("echo"))
     report(echo_part, configs, "echo request/response, unix keep-alive, " + std::to_string(requests) + " per round");
-  if (php)
-    report(php_part, configs, "php-fpm FastCGI, unix keep-alive, " + std::to_string(php_requests) + " per round");
+  if (wants("php"))
+    report(php_part, configs,
+           "php-fpm FastCGI 'hello world', unix keep-alive, " + std::to_string(php_requests) + " per round");
+  if (wants("php-page"))
+    report(page_part, configs,
+           "php-fpm FastCGI ~1 ms page, unix keep-alive, " + std::to_string(page_requests) + " per round");
   return 0;
 }

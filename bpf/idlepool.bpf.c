@@ -9,7 +9,7 @@
  *
  * Three tiers of hooks; user space loads the cheapest one the running kernel accepts (see src/sys/probe.cpp):
  *   fentry:  fexit inet_accept/unix_accept (exact accepts), fexit tcp_recvmsg/unix_stream_recvmsg and fentry
- *            tcp_sendmsg/unix_stream_sendmsg (requests), fentry unix_release_sock and tp_btf inet_sock_set_state
+ *            tcp_sendmsg/unix_stream_sendmsg (request cycles), fentry unix_release_sock and tp_btf inet_sock_set_state
  *            (closes). Only socket operations pay, a trampoline each.
  *   sock:    tp_btf inet_sock_set_state (TCP arrivals and closes), sk_data_ready (unix arrivals), sock_recv_length
  *            and sock_send_length (requests). Accepts are arrivals minus the listener's backlog (user space).
@@ -209,8 +209,13 @@ static __always_inline struct idlepool_conn *conn_of(struct sock *sk)
 	return conn;
 }
 
-/* Activity is stamped when a connection changes phase (a request starts, its response starts), not on every
- * receive and send: one clock read per phase instead of one per system call. */
+/*
+ * Request cycles. A cycle is counted when its response starts: the first send after a receive. Counting at the
+ * receive instead would miscount real servers: php-fpm answers before reading the empty FCGI_STDIN record that ends a
+ * request, and reads it after the response (draining before close, or at the start of the next kept-alive request),
+ * a receive after a send that begins no request. Activity is stamped at every phase change, so a request shows as
+ * activity from its first byte. One clock read per phase, not per system call.
+ */
 static __always_inline void on_recv(struct sock *sk, int ret, int flags)
 {
 	struct idlepool_listener_stats *stats;
@@ -221,31 +226,33 @@ static __always_inline void on_recv(struct sock *sk, int ret, int flags)
 	conn = conn_of(sk);
 	if (!conn || (ret > 0 && conn->phase == IDLEPOOL_CONN_RECEIVING))
 		return;
-	stats = registered(conn->listener_cookie);
-	if (!stats)
-		return;
 	/* ret == 0 is the peer's end of stream: activity, not a request. */
-	if (ret > 0) {
+	if (ret > 0)
 		conn->phase = IDLEPOOL_CONN_RECEIVING;
-		__sync_fetch_and_add(&stats->requests, 1);
-	}
-	touch(stats);
+	stats = registered(conn->listener_cookie);
+	if (stats)
+		touch(stats);
 }
 
 static __always_inline void on_send(struct sock *sk, int ret)
 {
 	struct idlepool_listener_stats *stats;
 	struct idlepool_conn *conn;
+	bool responding;
 
 	if (ret <= 0)
 		return;
 	conn = conn_of(sk);
 	if (!conn || conn->phase == IDLEPOOL_CONN_SENT)
 		return;
+	responding = conn->phase == IDLEPOOL_CONN_RECEIVING;
 	conn->phase = IDLEPOOL_CONN_SENT;
 	stats = registered(conn->listener_cookie);
-	if (stats)
-		touch(stats);
+	if (!stats)
+		return;
+	if (responding)
+		__sync_fetch_and_add(&stats->requests, 1);
+	touch(stats);
 }
 
 static __always_inline void on_close(const struct sock *sk)

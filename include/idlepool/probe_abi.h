@@ -34,7 +34,7 @@ struct idlepool_listener_stats {
 	__u64 arrivals;
 	/* Connections accepted by a process (fentry and syscall tiers). */
 	__u64 accepts;
-	/* Request cycles: the first receive on a connection and each receive that follows a send. */
+	/* Request cycles: counted when a response starts, i.e. at the first send after a receive. */
 	__u64 requests;
 	/* Accepted connections seen closing. */
 	__u64 closes;

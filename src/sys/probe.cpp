@@ -432,7 +432,7 @@ class Probe::Impl {
       if (reg.listening) {
         // Carry the old socket's counts forward before forgetting it.
         auto stats = kernel_stats(reg.cookie);
-        reg.base_accepts = reg.reported_accepts;
+        reg.base_accepts = std::max(reg.reported_accepts, reg.base_accepts + current_accepts(stats, 0));
         reg.base_requests += stats.requests;
         reg.base_closes += stats.closes;
         reg.base_activity_ns = std::max<uint64_t>(reg.base_activity_ns, stats.last_activity_ns);

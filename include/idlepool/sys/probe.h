@@ -52,7 +52,7 @@ struct ListenerSnapshot {
   uint64_t cookie = 0;          // socket cookie of the listener
   uint32_t inode = 0;           // socket inode of the listener
   uint64_t accepts = 0;         // connections accepted, by any process
-  std::optional<uint64_t> requests;  // request cycles; empty when the tier cannot count them
+  std::optional<uint64_t> requests;  // request cycles, counted as their responses start; empty when the tier cannot
   std::optional<uint64_t> closes;  // accepted connections seen closing; empty when the tier cannot see them
   uint32_t active = 0;          // accepted connections not yet closed (sock_diag, now)
   uint32_t backlog = 0;         // connections waiting to be accepted (sock_diag, now)
