@@ -13,7 +13,10 @@ suite=trixie
 if [[ $# -gt 0 && $1 != "--" ]]; then suite=$1; shift; fi
 [[ ${1:-} == "--" ]] && shift
 args=("$@")
-((${#args[@]})) || args=(--rounds 9 --reads 50000 --requests 2000 --parts read,echo --tiers auto,syscall)
+((${#args[@]})) || args=(--rounds 9 --reads 100000 --requests 2000 --parts read,echo --tiers auto,syscall)
+# Guest time from executed instructions (-icount): wall time under emulation swings by 10% between runs, instruction
+# counts do not, and instructions are what a hook adds.
+export IDLEPOOL_QEMU_ARGS=${IDLEPOOL_QEMU_ARGS:-"-icount shift=0,sleep=off"}
 # shellcheck source=../tests/qemu/guest-lib.sh
 . "$top/tests/qemu/guest-lib.sh"
 

@@ -62,9 +62,11 @@ guest_initrd() {
 }
 
 # guest_boot KERNEL_DIR INITRD LOG TIMEOUT_S [KERNEL_ARGS]: boots and waits; the serial console goes to LOG.
+# IDLEPOOL_QEMU_ARGS adds QEMU options (bench/run-in-guest.sh uses -icount).
 guest_boot() {
-  local dir=$1 initrd=$2 log=$3 timeout_s=$4 args=${5:-}
-  timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -smp 2 -m 1024 \
+  local dir=$1 initrd=$2 log=$3 timeout_s=$4 args=${5:-} extra
+  read -r -a extra <<<"${IDLEPOOL_QEMU_ARGS:-}"
+  timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -smp 2 -m 1024 "${extra[@]}" \
     -nographic -no-reboot -monitor none -serial "file:$log" \
     -kernel "$dir/vmlinuz" -initrd "$initrd" -append "console=ttyS0 panic=-1 quiet $args" >/dev/null 2>&1 || true
 }
