@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cerrno>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <variant>
@@ -14,7 +15,8 @@ struct Error {
   std::string message;  // says what failed and where, for a human
   int code = 0;         // errno when the failure came from the kernel, else 0
 
-  static Error from_errno(std::string what, int err);
+  // "what: strerror(err)", carrying err.
+  static Error from_errno(std::string what, int err) { return Error{std::move(what) + ": " + std::strerror(err), err}; }
 };
 
 template <class T>

@@ -93,8 +93,4 @@ Result<SocketAddress> parse_socket_address(std::string_view text) {
   return addr;
 }
 
-Error Error::from_errno(std::string what, int err) {
-  return Error{std::move(what) + ": " + std::strerror(err), err};
-}
-
 }  // namespace idlepool

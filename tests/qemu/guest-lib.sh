@@ -30,6 +30,7 @@ mount -t tmpfs tmp /tmp
 mount -t tmpfs run /run
 mount -t bpf bpf /sys/fs/bpf
 mount -t tracefs tracefs /sys/kernel/tracing
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
 # sock_diag handlers are modules in Debian's kernels; a full system loads them on demand, this initramfs by hand.
 for m in inet_diag tcp_diag unix_diag; do insmod /modules/$m.ko || echo "IDLEPOOL-GUEST: insmod $m failed"; done
 ip link set lo up

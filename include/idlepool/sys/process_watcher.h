@@ -1,0 +1,61 @@
+// Per pool, which processes live, from the process connector's events and the pools' cgroups: the daemon's second
+// input. Owns the connector (its fd joins the epoll loop) and a ProcessTracker; reads cgroups through CgroupReader.
+//
+// What it guarantees: a "last worker exited" or "pool became empty" it reports is true of the cgroup at that moment.
+// Events can be lost (netlink overruns), and a process the tracker never saw would make a pool look empty; so every
+// such report is checked against cgroup.procs first, and after a loss every pool is resynchronised from its cgroup.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "idlepool/core/process_tracker.h"
+#include "idlepool/result.h"
+#include "idlepool/sys/cgroup.h"
+#include "idlepool/sys/proc_connector.h"
+
+namespace idlepool::sys {
+
+struct ProcessWatcherStats {
+  ProcConnectorStats connector;
+  uint64_t resyncs = 0;          // pools resynchronised from their cgroups
+  uint64_t loss_episodes = 0;    // drains that found events lost
+  uint64_t corrected = 0;        // reports withdrawn because the cgroup disagreed with the events
+};
+
+class ProcessWatcher {
+ public:
+  ProcessWatcher(std::unique_ptr<ProcConnector> connector, CgroupReader& cgroups);
+
+  int fd() const { return connector_->fd(); }
+
+  // Starts following `pool`, whose processes live in `cgroup` (a path below the cgroup2 root), seeding it from
+  // cgroup.procs. main_pid: systemd's MainPID when known.
+  Result<void> add_pool(const std::string& pool, const std::string& cgroup, std::optional<int32_t> main_pid = {});
+  void remove_pool(const std::string& pool);
+  // Re-reads a pool's cgroup (systemd reported its unit started or stopped). Returns what changed.
+  Result<std::vector<PoolEvent>> resync(const std::string& pool, std::optional<int32_t> main_pid = {});
+
+  // Reads the pending events (call when fd() is readable) and returns what they mean for the pools.
+  Result<std::vector<PoolEvent>> on_readable();
+
+  std::optional<PoolProcesses> processes(const std::string& pool) const { return tracker_.processes(pool); }
+  ProcessWatcherStats stats() const;
+
+ private:
+  // Resynchronises every pool; reports the changes from `before` (the counts before the last drain).
+  Result<std::vector<PoolEvent>> resync_all(const std::unordered_map<std::string, PoolProcesses>& before);
+  // Keeps `e` if the pool's cgroup agrees with it; otherwise resynchronises the pool and appends what that finds.
+  void confirm(const PoolEvent& e, std::vector<PoolEvent>& out);
+
+  std::unique_ptr<ProcConnector> connector_;
+  CgroupReader& cgroups_;
+  ProcessTracker tracker_;
+  std::unordered_map<std::string, std::string> cgroup_of_;
+  ProcessWatcherStats stats_;
+};
+
+}  // namespace idlepool::sys
