@@ -1,0 +1,86 @@
+// When to stop a pool: a pure function of what is known about the pool and the time, so that every rule is tested
+// table-driven with a fake clock. No syscalls, no clocks, no files here; the daemon gathers the state and carries out
+// the decision.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace idlepool {
+
+// Monotonic time (CLOCK_MONOTONIC, the probe's clock), as a duration since boot.
+using MonoTime = std::chrono::nanoseconds;
+
+struct PoolPolicy {
+  std::chrono::seconds idle_timeout{300};
+  std::chrono::seconds min_uptime{30};
+  bool pinned = false;
+};
+
+// What the daemon knows of one pool at one moment.
+struct PoolSnapshot {
+  bool running = false;               // the service is active and its main process runs
+  bool stop_in_progress = false;      // a stop job is queued or running
+  MonoTime active_since{0};           // when the service last became active
+  MonoTime watched_since{0};          // when this daemon started watching the pool (its sockets registered)
+  std::optional<MonoTime> last_activity;  // latest accept, request, response or close on any of its sockets
+  // Can it wake again? At least one triggering .socket unit is active and every one of its sockets listens.
+  bool can_wake = false;
+  std::string cannot_wake_reason;     // why not, when can_wake is false
+  // A configuration that would not survive a stop (e.g. php-fpm listening on the socket unit's own unix path).
+  std::optional<std::string> unsafe_reason;
+  // In flight, across its sockets, read just now.
+  uint32_t active_connections = 0;
+  uint32_t queued_connections = 0;
+  uint32_t workers = 0;               // processes besides the main one (informational: busy static pools keep theirs)
+};
+
+struct Decision {
+  enum class Kind {
+    kStop,   // stop now
+    kWait,   // look again at `at`
+    kNever,  // will not stop it as things are; look again when something changes
+  };
+  Kind kind = Kind::kNever;
+  std::optional<MonoTime> at;  // kWait: when to look again
+  std::string reason;          // kStop: why it stops ("idle"); otherwise why it does not stop yet
+};
+
+// The rules, in order:
+//   never: not running, a stop already in progress, pinned, cannot wake again, unsafe;
+//   wait:  until idle_timeout has passed since the last activity (or since it started, or since this daemon began
+//          watching it, whichever is latest: after a restart nothing is stopped on stale data), and until it has been
+//          up min_uptime;
+//   wait:  while anything is in flight (active or queued connections): look again after min(idle_timeout, 5 s)...
+//          the daemon also looks again at once when the pool's last worker or main process exits;
+//   stop:  otherwise, reason "idle".
+Decision decide(const PoolSnapshot& pool, const PoolPolicy& policy, MonoTime now);
+
+// How often an in-flight pool is looked at again when nothing else wakes the daemon.
+inline constexpr std::chrono::seconds kInFlightRecheck{5};
+
+// A global limit on stops: `per_second` stops a second, in bursts of at most `burst`. A burst of simultaneous
+// deadlines must not stop hundreds of pools at once. Pure: the caller passes the time.
+class StopRateLimiter {
+ public:
+  StopRateLimiter(double per_second, double burst);
+  // Takes a token if one is there.
+  bool try_take(MonoTime now);
+  // When the next token is there (now if one is).
+  MonoTime next_available(MonoTime now) const;
+  void reconfigure(double per_second, double burst);
+
+ private:
+  void refill(MonoTime now) const;
+  double per_second_;
+  double burst_;
+  mutable double tokens_;
+  mutable MonoTime last_;
+};
+
+std::string to_string(Decision::Kind kind);
+
+}  // namespace idlepool

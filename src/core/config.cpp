@@ -1,0 +1,81 @@
+#include "idlepool/core/config.h"
+
+#include <fnmatch.h>
+
+#include <charconv>
+
+namespace idlepool {
+
+PoolPolicy DaemonConfig::policy_for(const std::string& unit) const {
+  PoolPolicy p = defaults;
+  auto it = pools.find(unit);
+  if (it != pools.end()) {
+    if (it->second.idle_timeout) p.idle_timeout = *it->second.idle_timeout;
+    if (it->second.min_uptime) p.min_uptime = *it->second.min_uptime;
+    if (it->second.pin) p.pinned = *it->second.pin;
+  }
+  for (const auto& name : pinned)
+    if (name == unit) p.pinned = true;
+  return p;
+}
+
+Result<std::chrono::seconds> parse_duration(std::string_view text) {
+  std::string_view digits = text;
+  long mult = 1;
+  if (!digits.empty()) {
+    switch (digits.back()) {
+      case 's':
+        digits.remove_suffix(1);
+        break;
+      case 'm':
+        mult = 60;
+        digits.remove_suffix(1);
+        break;
+      case 'h':
+        mult = 3600;
+        digits.remove_suffix(1);
+        break;
+      case 'd':
+        mult = 86400;
+        digits.remove_suffix(1);
+        break;
+      default:
+        break;
+    }
+  }
+  long v = 0;
+  auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+  if (digits.empty() || ec != std::errc() || p != digits.data() + digits.size() || v < 0)
+    return Error{"'" + std::string(text) + "' is not a duration (N, Ns, Nm, Nh or Nd)", EINVAL};
+  if (v > 365L * 86400 / mult) return Error{"'" + std::string(text) + "' is longer than a year", EINVAL};
+  return std::chrono::seconds(v * mult);
+}
+
+Result<void> validate(const DaemonConfig& c) {
+  if (c.defaults.idle_timeout < std::chrono::seconds(1)) return Error{"idle-timeout must be at least 1s", EINVAL};
+  if (c.max_stops_per_second <= 0) return Error{"max-stops-per-second must be greater than 0", EINVAL};
+  if (c.stop_burst < 1) return Error{"stop-burst must be at least 1", EINVAL};
+  if (c.unit_patterns.empty() && c.units.empty())
+    return Error{"nothing to manage: no unit-pattern and no unit is configured", EINVAL};
+  for (const auto& [unit, o] : c.pools) {
+    if (o.idle_timeout && *o.idle_timeout < std::chrono::seconds(1))
+      return Error{"[pool " + unit + "] idle-timeout must be at least 1s", EINVAL};
+    if (unit.find('.') == std::string::npos)
+      return Error{"[pool " + unit + "] is not a unit name (expected e.g. php8.2-fpm@site.service)", EINVAL};
+  }
+  for (const auto& u : c.units)
+    if (u.find('.') == std::string::npos) return Error{"unit '" + u + "' is not a unit name", EINVAL};
+  static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+  bool level_ok = false;
+  for (const char* l : kLevels) level_ok |= c.log_level == l;
+  if (!level_ok) return Error{"log-level '" + c.log_level + "' is not one of trace, debug, info, warn, error", EINVAL};
+  if (c.probe_tier != "auto" && c.probe_tier != "fentry" && c.probe_tier != "sock" && c.probe_tier != "syscall")
+    return Error{"probe-tier '" + c.probe_tier + "' is not one of auto, fentry, sock, syscall", EINVAL};
+  return {};
+}
+
+bool unit_matches(std::string_view pattern, std::string_view unit) {
+  return fnmatch(std::string(pattern).c_str(), std::string(unit).c_str(), 0) == 0;
+}
+
+}  // namespace idlepool
