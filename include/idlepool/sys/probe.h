@@ -59,11 +59,20 @@ struct ListenerSnapshot {
   uint64_t last_activity_ns = 0;  // CLOCK_MONOTONIC ns of the latest accept/request/response/close; 0 = none yet
 };
 
-class Probe {
+// What the daemon needs of the probe: a seam, so that its logic can be driven by a fake in unit tests.
+class ListenerSource {
+ public:
+  virtual ~ListenerSource() = default;
+  virtual Result<ListenerId> add(const SocketAddress& address) = 0;
+  virtual Result<void> remove(ListenerId id) = 0;
+  virtual Result<std::vector<ListenerSnapshot>> read() = 0;
+};
+
+class Probe final : public ListenerSource {
  public:
   // Loads and attaches the probe. Errors say which tiers were tried and why each failed.
   static Result<std::unique_ptr<Probe>> load(const ProbeOptions& options);
-  ~Probe();
+  ~Probe() override;
   Probe(const Probe&) = delete;
   Probe& operator=(const Probe&) = delete;
 
@@ -71,12 +80,12 @@ class Probe {
 
   // Finds the listening socket at `address` (by sock_diag, no fd needed) and starts counting on it. Registering the
   // same socket twice returns a second id for it; counting stops when every id of it is removed.
-  Result<ListenerId> add(const SocketAddress& address);
+  Result<ListenerId> add(const SocketAddress& address) override;
   // Stops counting on the socket of `id` and forgets it.
-  Result<void> remove(ListenerId id);
+  Result<void> remove(ListenerId id) override;
   // Every registered listener, with gauges read now. A listener that was replaced (socket unit restarted) is
   // followed to its new socket; its counters carry on.
-  Result<std::vector<ListenerSnapshot>> read();
+  Result<std::vector<ListenerSnapshot>> read() override;
 
   class Impl;
 

@@ -26,7 +26,17 @@ struct ProcessWatcherStats {
   uint64_t corrected = 0;        // reports withdrawn because the cgroup disagreed with the events
 };
 
-class ProcessWatcher {
+// What the daemon needs of process tracking: a seam, so that its logic can be driven by a fake in unit tests.
+class ProcessSource {
+ public:
+  virtual ~ProcessSource() = default;
+  virtual Result<void> add_pool(const std::string& pool, const std::string& cgroup,
+                                std::optional<int32_t> main_pid = {}) = 0;
+  virtual void remove_pool(const std::string& pool) = 0;
+  virtual std::optional<PoolProcesses> processes(const std::string& pool) const = 0;
+};
+
+class ProcessWatcher final : public ProcessSource {
  public:
   ProcessWatcher(std::unique_ptr<ProcConnector> connector, CgroupReader& cgroups);
 
@@ -34,15 +44,16 @@ class ProcessWatcher {
 
   // Starts following `pool`, whose processes live in `cgroup` (a path below the cgroup2 root), seeding it from
   // cgroup.procs. main_pid: systemd's MainPID when known.
-  Result<void> add_pool(const std::string& pool, const std::string& cgroup, std::optional<int32_t> main_pid = {});
-  void remove_pool(const std::string& pool);
+  Result<void> add_pool(const std::string& pool, const std::string& cgroup,
+                        std::optional<int32_t> main_pid = {}) override;
+  void remove_pool(const std::string& pool) override;
   // Re-reads a pool's cgroup (systemd reported its unit started or stopped). Returns what changed.
   Result<std::vector<PoolEvent>> resync(const std::string& pool, std::optional<int32_t> main_pid = {});
 
   // Reads the pending events (call when fd() is readable) and returns what they mean for the pools.
   Result<std::vector<PoolEvent>> on_readable();
 
-  std::optional<PoolProcesses> processes(const std::string& pool) const { return tracker_.processes(pool); }
+  std::optional<PoolProcesses> processes(const std::string& pool) const override { return tracker_.processes(pool); }
   ProcessWatcherStats stats() const;
 
  private:

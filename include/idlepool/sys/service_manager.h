@@ -1,0 +1,100 @@
+// systemd, as the daemon sees it: find units, read their state, stop them, hear about changes. A seam: the daemon
+// talks to this interface only, so its logic can be driven by a fake; the real implementation is sd-bus (SdBus).
+//
+// Return values: every call returns an Error naming the unit and what systemd said when it fails.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "idlepool/core/policy.h"
+#include "idlepool/result.h"
+
+namespace idlepool::sys {
+
+struct ServiceUnit {
+  std::string name;
+  std::string load_state;    // "loaded", "not-found", ...
+  std::string active_state;  // "active", "inactive", "activating", "deactivating", "failed"
+  std::string sub_state;     // "running", "dead", ...
+  uint32_t main_pid = 0;
+  std::string control_group;               // below the cgroup2 root
+  std::vector<std::string> triggered_by;   // units that start it: its .socket units
+  MonoTime active_enter{0};                // CLOCK_MONOTONIC of the last entry into "active"
+  std::vector<std::vector<std::string>> exec_start;  // argv of each ExecStart= command
+  std::vector<std::string> environment;    // Environment=, "KEY=value"
+  int kill_signal = 15;
+  bool job_pending = false;                // a start/stop job is queued or running
+
+  bool running() const { return active_state == "active" && sub_state == "running"; }
+};
+
+struct SocketUnit {
+  std::string name;
+  std::string active_state;
+  std::string sub_state;  // "listening" when it holds its sockets
+  std::vector<std::pair<std::string, std::string>> listen;  // (type, address): ("Stream", "/run/php/x.sock")
+  std::vector<std::string> triggers;
+
+  bool listening() const { return active_state == "active" && sub_state == "listening"; }
+};
+
+// What systemd told us since the last take_events().
+struct UnitEvent {
+  enum class Kind { kChanged, kNew, kRemoved, kReloaded, kJobDone };
+  Kind kind = Kind::kChanged;
+  std::string unit;
+  std::string job_result;  // kJobDone: "done", "canceled", "timeout", "failed", ...
+};
+
+class ServiceManager {
+ public:
+  virtual ~ServiceManager() = default;
+  // Names of loaded units matching any of `patterns` (systemd globs).
+  virtual Result<std::vector<std::string>> list_units(const std::vector<std::string>& patterns) = 0;
+  virtual Result<ServiceUnit> service(const std::string& name) = 0;
+  virtual Result<SocketUnit> socket(const std::string& name) = 0;
+  // Asks systemd to stop the unit (a job; completion comes as a kJobDone event or a state change).
+  virtual Result<void> stop(const std::string& name) = 0;
+  virtual Result<void> restart(const std::string& name) = 0;
+  virtual std::vector<UnitEvent> take_events() = 0;
+};
+
+// systemd over D-Bus (sd-bus from libsystemd): subscribes to unit signals; its fd joins the epoll loop.
+class SdBus final : public ServiceManager {
+ public:
+  enum class StopVia { kBus, kSystemctl };
+  // Connects to the system bus (or the bus at `address`, for tests) and subscribes to systemd's signals.
+  static Result<std::unique_ptr<SdBus>> open(StopVia stop_via, const std::string& address = {});
+  ~SdBus() override;
+
+  Result<std::vector<std::string>> list_units(const std::vector<std::string>& patterns) override;
+  Result<ServiceUnit> service(const std::string& name) override;
+  Result<SocketUnit> socket(const std::string& name) override;
+  Result<void> stop(const std::string& name) override;
+  Result<void> restart(const std::string& name) override;
+  std::vector<UnitEvent> take_events() override;
+
+  int fd() const;
+  uint32_t poll_events() const;           // EPOLLIN/EPOLLOUT the connection waits for
+  std::optional<uint64_t> timeout_usec() const;  // CLOCK_MONOTONIC deadline of a pending call, if any
+  // Dispatches what arrived; queues unit events for take_events().
+  Result<void> process();
+  void set_stop_via(StopVia via) { stop_via_ = via; }
+
+  class Impl;
+
+ private:
+  explicit SdBus(std::unique_ptr<Impl> impl, StopVia via);
+  std::unique_ptr<Impl> impl_;
+  StopVia stop_via_;
+};
+
+// `systemctl stop --no-block UNIT`, run from an argv (no shell): the alternative stop method.
+Result<void> systemctl_stop(const std::string& unit);
+
+}  // namespace idlepool::sys

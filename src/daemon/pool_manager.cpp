@@ -1,0 +1,438 @@
+#include "pool_manager.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <set>
+
+#include "idlepool/sys/php_fpm_files.h"
+
+namespace idlepool::daemon {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string seconds_ago(MonoTime now, MonoTime then) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - then).count()) + "s";
+}
+
+}  // namespace
+
+PoolManager::PoolManager(DaemonConfig config, Deps deps)
+    : config_(std::move(config)),
+      deps_(std::move(deps)),
+      limiter_(config_.max_stops_per_second, config_.stop_burst) {}
+
+bool PoolManager::manages(const std::string& unit) const {
+  if (std::find(config_.units.begin(), config_.units.end(), unit) != config_.units.end()) return true;
+  if (!ends_with(unit, ".service")) return false;
+  return std::any_of(config_.unit_patterns.begin(), config_.unit_patterns.end(),
+                     [&](const std::string& p) { return unit_matches(p, unit); });
+}
+
+void PoolManager::discover() {
+  std::set<std::string> wanted(config_.units.begin(), config_.units.end());
+  if (!config_.unit_patterns.empty()) {
+    auto names = deps_.systemd.list_units(config_.unit_patterns);
+    if (!names) {
+      spdlog::warn("cannot list units: {}, keeping the pools known so far", names.error().message);
+      return;
+    }
+    for (const auto& n : *names)
+      if (ends_with(n, ".service")) wanted.insert(n);
+  }
+  for (const auto& unit : wanted) {
+    if (pools_.count(unit)) continue;
+    Pool pool;
+    pool.unit = unit;
+    pool.watched_since = deps_.now();
+    if (auto r = load(pool); !r) {
+      spdlog::error("pool {}: {}, ignoring", unit, r.error().message);
+      continue;
+    }
+    std::string sockets;
+    for (const auto& l : pool.listeners) sockets += (sockets.empty() ? "" : ", ") + l.address.to_string();
+    spdlog::info("managing {} ({}; sockets: {})", unit, pool.service.active_state,
+                 sockets.empty() ? "none" : sockets);
+    if (pool.safety.unsafe) spdlog::warn("{} will never be stopped: {}", unit, *pool.safety.unsafe);
+    for (const auto& w : pool.safety.warnings) spdlog::warn("{}: {}", unit, w);
+    pools_.emplace(unit, std::move(pool));
+  }
+  std::vector<std::string> gone;
+  for (const auto& [unit, pool] : pools_)
+    if (!wanted.count(unit)) gone.push_back(unit);
+  for (const auto& unit : gone) {
+    spdlog::info("no longer managing {}", unit);
+    forget(unit);
+  }
+  dirty_ = true;
+}
+
+void PoolManager::forget(const std::string& unit) {
+  auto it = pools_.find(unit);
+  if (it == pools_.end()) return;
+  unregister_listeners(it->second);
+  if (it->second.in_watcher) deps_.processes.remove_pool(unit);
+  pools_.erase(it);
+}
+
+Result<void> PoolManager::load(Pool& pool) {
+  auto svc = deps_.systemd.service(pool.unit);
+  if (!svc) return svc.error();
+  pool.service = std::move(*svc);
+  refresh_sockets(pool);
+  if (pool.service.running()) {
+    if (auto r = deps_.processes.add_pool(pool.unit, pool.service.control_group,
+                                          static_cast<int32_t>(pool.service.main_pid));
+        r) {
+      pool.in_watcher = true;
+    } else {
+      spdlog::warn("{}: cannot follow its processes: {}, ignoring", pool.unit, r.error().message);
+    }
+  }
+  assess_safety(pool);
+  return {};
+}
+
+void PoolManager::refresh_sockets(Pool& pool) {
+  std::vector<sys::SocketUnit> sockets;
+  for (const auto& t : pool.service.triggered_by) {
+    if (!ends_with(t, ".socket")) continue;
+    auto s = deps_.systemd.socket(t);
+    if (!s) {
+      spdlog::warn("{}: cannot read {}: {}, ignoring", pool.unit, t, s.error().message);
+      continue;
+    }
+    sockets.push_back(std::move(*s));
+  }
+  std::vector<Pool::Listener> listeners;
+  for (const auto& s : sockets) {
+    for (const auto& [type, text] : s.listen) {
+      if (type != "Stream") {
+        spdlog::debug("{}: {} listens on {} ({}): only stream sockets are watched", pool.unit, s.name, text, type);
+        continue;
+      }
+      auto address = parse_socket_address(text);
+      if (!address) {
+        spdlog::warn("{}: {}: {}, ignoring that socket", pool.unit, s.name, address.error().message);
+        continue;
+      }
+      Pool::Listener l{s.name, *address, std::nullopt};
+      for (const auto& old : pool.listeners)
+        if (old.socket_unit == l.socket_unit && old.address == l.address) l.id = old.id;
+      listeners.push_back(std::move(l));
+    }
+  }
+  // Listeners that are no longer there stop being counted.
+  for (const auto& old : pool.listeners) {
+    bool kept = std::any_of(listeners.begin(), listeners.end(), [&](const auto& l) { return l.id == old.id; });
+    if (old.id && !kept) (void)deps_.probe.remove(*old.id);
+  }
+  pool.sockets = std::move(sockets);
+  pool.listeners = std::move(listeners);
+  register_listeners(pool);
+}
+
+void PoolManager::register_listeners(Pool& pool) {
+  for (auto& l : pool.listeners) {
+    if (l.id) continue;
+    auto s = std::find_if(pool.sockets.begin(), pool.sockets.end(), [&](const auto& x) { return x.name == l.socket_unit; });
+    if (s == pool.sockets.end() || !s->listening()) continue;
+    auto id = deps_.probe.add(l.address);
+    if (!id) {
+      spdlog::warn("{}: the probe cannot watch {}: {}", pool.unit, l.address.to_string(), id.error().message);
+      continue;
+    }
+    l.id = *id;
+  }
+}
+
+void PoolManager::unregister_listeners(Pool& pool) {
+  for (auto& l : pool.listeners)
+    if (l.id) {
+      (void)deps_.probe.remove(*l.id);
+      l.id.reset();
+    }
+}
+
+void PoolManager::assess_safety(Pool& pool) {
+  pool.safety = {};
+  if (!sys::runs_php_fpm(pool.service.exec_start)) {
+    if (pool.service.kill_signal != 3 && pool.service.kill_signal != 15)
+      pool.safety.warnings.push_back("stops with signal " + std::to_string(pool.service.kill_signal));
+    return;
+  }
+  StopSafetyInput in;
+  in.kill_signal = pool.service.kill_signal;
+  for (const auto& l : pool.listeners)
+    if (l.address.is_unix() && !l.address.abstract) in.socket_unix_paths.push_back(l.address.path);
+  std::string path;
+  for (const auto& argv : pool.service.exec_start)
+    if (!argv.empty() && argv[0].find("php-fpm") != std::string::npos) path = sys::php_fpm_config_path(argv);
+  if (path.empty()) {
+    in.fpm_config_problem = "no --fpm-config on its ExecStart and no default for its php-fpm binary";
+  } else if (auto cfg = deps_.read_php_fpm(path); cfg) {
+    in.fpm = std::move(*cfg);
+  } else {
+    in.fpm_config_problem = cfg.error().message;
+  }
+  pool.safety = assess_php_fpm(in);
+}
+
+void PoolManager::refresh_service(Pool& pool) {
+  auto svc = deps_.systemd.service(pool.unit);
+  if (!svc) {
+    spdlog::warn("{}: cannot read its state: {}, ignoring", pool.unit, svc.error().message);
+    return;
+  }
+  bool was_running = pool.service.running();
+  bool triggers_changed = svc->triggered_by != pool.service.triggered_by;
+  pool.service = std::move(*svc);
+  bool running = pool.service.running();
+  if (triggers_changed) refresh_sockets(pool);
+  if (was_running && !running && pool.service.active_state != "deactivating") {
+    if (pool.stop_requested) {
+      ++pool.stops_by_reason[pool.stop_reason];
+      pool.stopped_by_us = true;
+      spdlog::info("{} stopped ({})", pool.unit, pool.stop_reason);
+      after_stop(pool);
+    } else {
+      pool.stopped_by_us = false;
+      spdlog::info("{} stopped, not by idlepool ({})", pool.unit, pool.service.active_state);
+    }
+    pool.stop_requested = false;
+    if (pool.in_watcher) {
+      deps_.processes.remove_pool(pool.unit);
+      pool.in_watcher = false;
+    }
+  }
+  if (!was_running && running) {
+    if (pool.stopped_by_us) {
+      ++pool.wakes;
+      spdlog::info("{} woke up (socket activation)", pool.unit);
+    }
+    pool.stopped_by_us = false;
+    pool.stop_requested = false;
+    if (!pool.in_watcher) {
+      if (auto r = deps_.processes.add_pool(pool.unit, pool.service.control_group,
+                                            static_cast<int32_t>(pool.service.main_pid));
+          r) {
+        pool.in_watcher = true;
+      } else {
+        spdlog::warn("{}: cannot follow its processes: {}, ignoring", pool.unit, r.error().message);
+      }
+    }
+    register_listeners(pool);
+  }
+  dirty_ = true;
+}
+
+void PoolManager::after_stop(Pool& pool) {
+  for (const auto& l : pool.listeners) {
+    if (!l.address.is_unix() || l.address.abstract || deps_.socket_exists(l.address.path)) continue;
+    spdlog::error("{}: its socket path {} vanished when it stopped; restarting {} and never stopping {} again",
+                  pool.unit, l.address.path, l.socket_unit, pool.unit);
+    pool.unsafe_after_stop = "its socket path " + l.address.path + " vanished after a stop";
+    if (auto r = deps_.systemd.restart(l.socket_unit); !r)
+      spdlog::error("{}: cannot restart {}: {}", pool.unit, l.socket_unit, r.error().message);
+  }
+}
+
+void PoolManager::on_unit_events(const std::vector<sys::UnitEvent>& events) {
+  bool rediscover = false;
+  for (const auto& e : events) {
+    switch (e.kind) {
+      case sys::UnitEvent::Kind::kChanged: {
+        auto it = pools_.find(e.unit);
+        if (it != pools_.end()) {
+          refresh_service(it->second);
+          break;
+        }
+        for (auto& [unit, pool] : pools_) {
+          bool ours = std::any_of(pool.sockets.begin(), pool.sockets.end(), [&](const auto& s) { return s.name == e.unit; });
+          if (ours) {
+            refresh_sockets(pool);
+            dirty_ = true;
+          }
+        }
+        break;
+      }
+      case sys::UnitEvent::Kind::kNew:
+        if (!pools_.count(e.unit) && manages(e.unit)) rediscover = true;
+        break;
+      case sys::UnitEvent::Kind::kReloaded:
+        rediscover = true;
+        break;
+      case sys::UnitEvent::Kind::kRemoved:
+        if (pools_.count(e.unit)) rediscover = true;
+        break;
+      case sys::UnitEvent::Kind::kJobDone: {
+        auto it = pools_.find(e.unit);
+        if (it != pools_.end() && it->second.stop_requested && e.job_result != "done") {
+          spdlog::warn("stopping {} ended with '{}'", e.unit, e.job_result);
+          it->second.stop_requested = false;
+          dirty_ = true;
+        }
+        break;
+      }
+    }
+  }
+  if (rediscover) discover();
+}
+
+void PoolManager::on_pool_events(const std::vector<PoolEvent>& events) {
+  for (const auto& e : events) {
+    spdlog::debug("{}: {} (pid {}, {})", e.pool, to_string(e.kind), e.pid, e.status.to_string());
+    if (pools_.count(e.pool)) dirty_ = true;
+  }
+}
+
+PoolSnapshot PoolManager::snapshot(Pool& pool, const std::map<sys::ListenerId, sys::ListenerSnapshot>& counters,
+                                   MonoTime now) {
+  PoolSnapshot s;
+  (void)now;
+  s.running = pool.service.running();
+  s.stop_in_progress = pool.stop_requested || pool.service.active_state == "deactivating";
+  s.active_since = pool.service.active_enter;
+  s.watched_since = pool.watched_since;
+  s.can_wake = !pool.sockets.empty();
+  if (pool.sockets.empty()) s.cannot_wake_reason = "no .socket unit triggers it";
+  for (const auto& sock : pool.sockets) {
+    if (!sock.listening()) {
+      s.can_wake = false;
+      s.cannot_wake_reason = sock.name + " is " + sock.active_state + "/" + sock.sub_state + ", not listening";
+    }
+  }
+  if (pool.safety.unsafe) s.unsafe_reason = pool.safety.unsafe;
+  if (pool.unsafe_after_stop) s.unsafe_reason = pool.unsafe_after_stop;
+  for (const auto& l : pool.listeners) {
+    if (!l.id) {
+      // A socket the probe does not watch could hide work in flight: do not decide blind.
+      s.can_wake = false;
+      s.cannot_wake_reason = "the probe does not watch " + l.address.to_string();
+      continue;
+    }
+    auto c = counters.find(*l.id);
+    if (c == counters.end()) continue;
+    if (!c->second.listening) {
+      s.can_wake = false;
+      s.cannot_wake_reason = "nothing listens on " + l.address.to_string();
+    }
+    s.active_connections += c->second.active;
+    s.queued_connections += c->second.backlog;
+    if (c->second.last_activity_ns) {
+      MonoTime t{static_cast<int64_t>(c->second.last_activity_ns)};
+      if (!s.last_activity || t > *s.last_activity) s.last_activity = t;
+    }
+  }
+  if (auto p = deps_.processes.processes(pool.unit)) s.workers = p->workers;
+  pool.last_activity = s.last_activity;
+  return s;
+}
+
+void PoolManager::stop(Pool& pool, MonoTime now) {
+  std::string idle = seconds_ago(now, pool.last_activity.value_or(std::max(pool.service.active_enter, pool.watched_since)));
+  if (config_.dry_run) {
+    spdlog::info("dry run: would stop {} (idle for {})", pool.unit, idle);
+    pool.decision = Decision{Decision::Kind::kNever, std::nullopt, "dry run: would stop (idle for " + idle + ")"};
+    return;
+  }
+  if (auto r = deps_.systemd.stop(pool.unit); !r) {
+    spdlog::warn("cannot stop {}: {}, trying again later", pool.unit, r.error().message);
+    pool.decision = Decision{Decision::Kind::kWait, now + std::chrono::seconds(30), "stop failed: " + r.error().message};
+    return;
+  }
+  spdlog::info("stopping {}: idle for {}, nothing in flight", pool.unit, idle);
+  pool.stop_requested = true;
+  pool.stop_reason = pool.decision.reason;
+}
+
+std::optional<MonoTime> PoolManager::evaluate() {
+  MonoTime now = deps_.now();
+  dirty_ = false;
+  auto read = deps_.probe.read();
+  if (!read) {
+    spdlog::warn("cannot read the probe: {}; stopping nothing, trying again in 5s", read.error().message);
+    for (auto& [unit, pool] : pools_) pool.decision = Decision{Decision::Kind::kNever, std::nullopt, "probe unreadable"};
+    return now + std::chrono::seconds(5);
+  }
+  last_counters_.clear();
+  for (auto& c : *read) last_counters_[c.id] = c;
+  std::optional<MonoTime> next;
+  for (auto& [unit, pool] : pools_) {
+    PoolSnapshot snap = snapshot(pool, last_counters_, now);
+    Decision d = decide(snap, config_.policy_for(unit), now);
+    bool dry_run_done = config_.dry_run && pool.decision.reason.rfind("dry run", 0) == 0 &&
+                        d.kind == Decision::Kind::kStop;
+    if (dry_run_done) continue;  // reported once per idle period
+    if (d.kind == Decision::Kind::kStop && !limiter_.try_take(now)) {
+      d = Decision{Decision::Kind::kWait, limiter_.next_available(now), "stop rate limit"};
+      spdlog::debug("{}: due, deferred by the stop rate limit", unit);
+    }
+    if (d.kind != pool.decision.kind || d.reason.substr(0, 12) != pool.decision.reason.substr(0, 12))
+      spdlog::debug("{}: {} ({})", unit, to_string(d.kind), d.reason);
+    pool.decision = d;
+    if (d.kind == Decision::Kind::kStop) stop(pool, now);
+    if (pool.decision.at && (!next || *pool.decision.at < *next)) next = pool.decision.at;
+  }
+  return next;
+}
+
+void PoolManager::reconfigure(DaemonConfig config) {
+  config_ = std::move(config);
+  limiter_.reconfigure(config_.max_stops_per_second, config_.stop_burst);
+  for (auto& [unit, pool] : pools_) pool.decision = {};
+  discover();
+}
+
+std::vector<PoolStatus> PoolManager::status() const {
+  std::vector<PoolStatus> out;
+  for (const auto& [unit, pool] : pools_) {
+    PoolStatus s;
+    s.unit = unit;
+    s.active_state = pool.service.active_state;
+    s.sub_state = pool.service.sub_state;
+    s.running = pool.service.running();
+    for (const auto& l : pool.listeners) {
+      SocketStatus ss;
+      ss.unit = l.socket_unit;
+      ss.address = l.address;
+      auto sock = std::find_if(pool.sockets.begin(), pool.sockets.end(), [&](const auto& x) { return x.name == l.socket_unit; });
+      ss.listening = sock != pool.sockets.end() && sock->listening();
+      if (l.id) {
+        auto c = last_counters_.find(*l.id);
+        if (c != last_counters_.end()) ss.counters = c->second;
+      }
+      s.sockets.push_back(std::move(ss));
+    }
+    s.processes = deps_.processes.processes(unit);
+    s.decision = pool.decision;
+    s.policy = config_.policy_for(unit);
+    s.unsafe = pool.unsafe_after_stop ? pool.unsafe_after_stop : pool.safety.unsafe;
+    s.warnings = pool.safety.warnings;
+    s.stop_requested = pool.stop_requested;
+    s.last_activity = pool.last_activity;
+    s.stops_by_reason = pool.stops_by_reason;
+    s.wakes = pool.wakes;
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::string PoolManager::summary() const {
+  size_t running = 0, stopped = 0;
+  uint64_t stops = 0, wakes = 0;
+  for (const auto& [unit, pool] : pools_) {
+    if (pool.service.running()) ++running;
+    if (pool.stopped_by_us) ++stopped;
+    for (const auto& [r, n] : pool.stops_by_reason) stops += n;
+    wakes += pool.wakes;
+  }
+  return std::to_string(pools_.size()) + " pools: " + std::to_string(running) + " running, " +
+         std::to_string(stopped) + " stopped while idle; " + std::to_string(stops) + " stops, " +
+         std::to_string(wakes) + " wakes";
+}
+
+}  // namespace idlepool::daemon

@@ -1,0 +1,130 @@
+// The daemon's logic: which pools exist (systemd units matching the configuration, with their .socket units), what
+// is known of each (probe counters, processes, unit state, stop safety), what the policy decides, and carrying out
+// the stops. Every side effect goes through an interface it is given (ServiceManager, ListenerSource, ProcessSource,
+// a clock), so unit tests drive it with fakes and the daemon with the real adapters.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "idlepool/core/address.h"
+#include "idlepool/core/config.h"
+#include "idlepool/core/php_fpm.h"
+#include "idlepool/core/policy.h"
+#include "idlepool/core/process_tracker.h"
+#include "idlepool/sys/probe.h"
+#include "idlepool/sys/process_watcher.h"
+#include "idlepool/sys/service_manager.h"
+
+namespace idlepool::daemon {
+
+using Clock = std::function<MonoTime()>;
+// Reads a php-fpm service's configuration (the real one reads files; tests give text).
+using PhpFpmReader = std::function<Result<PhpFpmConfig>(const std::string& path)>;
+// Whether a unix socket path exists as a socket (post-stop check; tests fake it).
+using SocketPathCheck = std::function<bool(const std::string& path)>;
+
+struct SocketStatus {
+  std::string unit;        // the .socket unit
+  SocketAddress address;
+  bool listening = false;  // the socket unit holds it
+  std::optional<sys::ListenerSnapshot> counters;  // when registered with the probe
+};
+
+// Everything known of one pool: one model for logs, sd_notify, idlepoolctl and metrics.
+struct PoolStatus {
+  std::string unit;
+  std::string active_state;
+  std::string sub_state;
+  bool running = false;
+  std::vector<SocketStatus> sockets;
+  std::optional<PoolProcesses> processes;
+  Decision decision;
+  PoolPolicy policy;
+  std::optional<std::string> unsafe;
+  std::vector<std::string> warnings;
+  bool stop_requested = false;
+  std::optional<MonoTime> last_activity;
+  std::map<std::string, uint64_t> stops_by_reason;
+  uint64_t wakes = 0;
+};
+
+class PoolManager {
+ public:
+  struct Deps {
+    sys::ServiceManager& systemd;
+    sys::ListenerSource& probe;
+    sys::ProcessSource& processes;
+    Clock now;
+    PhpFpmReader read_php_fpm;
+    SocketPathCheck socket_exists;
+  };
+  PoolManager(DaemonConfig config, Deps deps);
+
+  // Finds the pools the configuration names, adds new ones, forgets those that are gone. Logs what it finds.
+  void discover();
+  // Takes in what systemd reported; affected pools are decided again at the next evaluate().
+  void on_unit_events(const std::vector<sys::UnitEvent>& events);
+  // Takes in what the process watcher reported: a pool whose last worker or main process exited is decided again
+  // at once.
+  void on_pool_events(const std::vector<PoolEvent>& events);
+  // Decides for every pool and stops those that are due (within the stop rate limit). Returns when to look again:
+  // the earliest deadline of any pool, or nothing if no pool has one.
+  std::optional<MonoTime> evaluate();
+  // A pool (or anything) changed since the last evaluate(): the daemon evaluates before sleeping.
+  bool dirty() const { return dirty_; }
+  // New configuration (SIGHUP): pools and their state are kept; policies and patterns change.
+  void reconfigure(DaemonConfig config);
+
+  std::vector<PoolStatus> status() const;
+  // One line for sd_notify STATUS=.
+  std::string summary() const;
+
+ private:
+  struct Pool {
+    std::string unit;
+    sys::ServiceUnit service;
+    std::vector<sys::SocketUnit> sockets;
+    struct Listener {
+      std::string socket_unit;
+      SocketAddress address;
+      std::optional<sys::ListenerId> id;
+    };
+    std::vector<Listener> listeners;
+    MonoTime watched_since{0};
+    StopSafety safety;
+    std::optional<std::string> unsafe_after_stop;
+    bool in_watcher = false;
+    bool stop_requested = false;
+    bool stopped_by_us = false;
+    std::string stop_reason;
+    Decision decision;
+    std::optional<MonoTime> last_activity;
+    std::map<std::string, uint64_t> stops_by_reason;
+    uint64_t wakes = 0;
+  };
+
+  Result<void> load(Pool& pool);
+  void register_listeners(Pool& pool);
+  void unregister_listeners(Pool& pool);
+  void assess_safety(Pool& pool);
+  void refresh_service(Pool& pool);
+  void refresh_sockets(Pool& pool);
+  void forget(const std::string& unit);
+  bool manages(const std::string& unit) const;
+  PoolSnapshot snapshot(Pool& pool, const std::map<sys::ListenerId, sys::ListenerSnapshot>& counters, MonoTime now);
+  void stop(Pool& pool, MonoTime now);
+  void after_stop(Pool& pool);
+
+  DaemonConfig config_;
+  Deps deps_;
+  StopRateLimiter limiter_;
+  std::map<std::string, Pool> pools_;
+  std::map<sys::ListenerId, sys::ListenerSnapshot> last_counters_;
+  bool dirty_ = true;
+};
+
+}  // namespace idlepool::daemon

@@ -1,0 +1,367 @@
+// systemd over sd-bus. Every call is synchronous (they take ~100 us); signals are queued by match callbacks while
+// process() runs and handed out by take_events().
+#include <spawn.h>
+#include <sys/wait.h>
+#include <systemd/sd-bus.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "idlepool/sys/service_manager.h"
+
+extern char** environ;
+
+namespace idlepool::sys {
+namespace {
+
+constexpr const char* kSystemd = "org.freedesktop.systemd1";
+constexpr const char* kManagerPath = "/org/freedesktop/systemd1";
+constexpr const char* kManager = "org.freedesktop.systemd1.Manager";
+constexpr const char* kUnitPrefix = "/org/freedesktop/systemd1/unit";
+
+struct BusError {
+  sd_bus_error e = SD_BUS_ERROR_NULL;
+  ~BusError() { sd_bus_error_free(&e); }
+  std::string text(int r) const {
+    if (e.message) return e.message;
+    return std::strerror(-r);
+  }
+};
+
+struct MessagePtr {
+  sd_bus_message* m = nullptr;
+  ~MessagePtr() { sd_bus_message_unref(m); }
+};
+
+Error bus_error(const std::string& what, const BusError& e, int r) { return Error{what + ": " + e.text(r), -r}; }
+
+std::string unit_path(const std::string& unit) {
+  char* path = nullptr;
+  if (sd_bus_path_encode(kUnitPrefix, unit.c_str(), &path) < 0) return {};
+  std::string out(path);
+  free(path);
+  return out;
+}
+
+// Reads an "as" at the message's current position.
+int read_strv(sd_bus_message* m, std::vector<std::string>& out) {
+  char** strv = nullptr;
+  int r = sd_bus_message_read_strv(m, &strv);
+  if (r < 0) return r;
+  for (char** s = strv; s && *s; ++s) {
+    out.emplace_back(*s);
+    free(*s);
+  }
+  free(strv);
+  return r;
+}
+
+// Walks an a{sv} from Properties.GetAll, calling on(name, message positioned inside the variant) for each entry;
+// `on` returns true if it consumed the value, otherwise it is skipped.
+template <class On>
+int for_each_property(sd_bus_message* m, On&& on) {
+  int r = sd_bus_message_enter_container(m, 'a', "{sv}");
+  if (r < 0) return r;
+  while ((r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+    const char* name = nullptr;
+    if ((r = sd_bus_message_read(m, "s", &name)) < 0) return r;
+    const char* contents = nullptr;
+    if ((r = sd_bus_message_peek_type(m, nullptr, &contents)) < 0) return r;
+    if ((r = sd_bus_message_enter_container(m, 'v', contents)) < 0) return r;
+    r = on(std::string(name), std::string(contents), m);
+    if (r < 0) return r;
+    if (r == 0 && (r = sd_bus_message_skip(m, contents)) < 0) return r;
+    if ((r = sd_bus_message_exit_container(m)) < 0) return r;  // v
+    if ((r = sd_bus_message_exit_container(m)) < 0) return r;  // e
+  }
+  if (r < 0) return r;
+  return sd_bus_message_exit_container(m);
+}
+
+int read_string(sd_bus_message* m, const std::string& sig, std::string& out) {
+  if (sig != "s") return 0;
+  const char* s = nullptr;
+  int r = sd_bus_message_read(m, "s", &s);
+  if (r < 0) return r;
+  out = s ? s : "";
+  return 1;
+}
+
+}  // namespace
+
+class SdBus::Impl {
+ public:
+  sd_bus* bus = nullptr;
+  std::vector<sd_bus_slot*> slots;
+  std::vector<UnitEvent> events;
+
+  ~Impl() {
+    for (auto* s : slots) sd_bus_slot_unref(s);
+    sd_bus_flush_close_unref(bus);
+  }
+
+  Result<MessagePtr> get_all(const std::string& unit, const char* interface) {
+    std::string path = unit_path(unit);
+    BusError err;
+    MessagePtr reply;
+    int r = sd_bus_call_method(bus, kSystemd, path.c_str(), "org.freedesktop.DBus.Properties", "GetAll", &err.e,
+                               &reply.m, "s", interface);
+    if (r < 0) return bus_error("cannot read " + unit + " from systemd", err, r);
+    return reply;
+  }
+
+  Result<void> load(const std::string& unit) {
+    // LoadUnit makes sure the object exists (an unloaded unit has no properties to read).
+    BusError err;
+    MessagePtr reply;
+    int r = sd_bus_call_method(bus, kSystemd, kManagerPath, kManager, "LoadUnit", &err.e, &reply.m, "s", unit.c_str());
+    if (r < 0) return bus_error("systemd cannot load unit " + unit, err, r);
+    return {};
+  }
+
+  static int on_properties_changed(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* self = static_cast<Impl*>(userdata);
+    char* unit = nullptr;
+    if (sd_bus_path_decode(sd_bus_message_get_path(m), kUnitPrefix, &unit) > 0 && unit) {
+      self->events.push_back({UnitEvent::Kind::kChanged, unit, {}});
+      free(unit);
+    }
+    return 0;
+  }
+
+  static int on_unit_new(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    const char* unit = nullptr;
+    if (sd_bus_message_read(m, "s", &unit) >= 0 && unit)
+      static_cast<Impl*>(userdata)->events.push_back({UnitEvent::Kind::kNew, unit, {}});
+    return 0;
+  }
+
+  static int on_unit_removed(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    const char* unit = nullptr;
+    if (sd_bus_message_read(m, "s", &unit) >= 0 && unit)
+      static_cast<Impl*>(userdata)->events.push_back({UnitEvent::Kind::kRemoved, unit, {}});
+    return 0;
+  }
+
+  static int on_reloading(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    int starting = 0;
+    // Reloading(false) is sent when a daemon-reload is done: units may have appeared, changed or gone.
+    if (sd_bus_message_read(m, "b", &starting) >= 0 && !starting)
+      static_cast<Impl*>(userdata)->events.push_back({UnitEvent::Kind::kReloaded, {}, {}});
+    return 0;
+  }
+
+  static int on_job_removed(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    uint32_t id = 0;
+    const char *path = nullptr, *unit = nullptr, *result = nullptr;
+    if (sd_bus_message_read(m, "uoss", &id, &path, &unit, &result) >= 0 && unit)
+      static_cast<Impl*>(userdata)->events.push_back({UnitEvent::Kind::kJobDone, unit, result ? result : ""});
+    return 0;
+  }
+};
+
+SdBus::SdBus(std::unique_ptr<Impl> impl, StopVia via) : impl_(std::move(impl)), stop_via_(via) {}
+SdBus::~SdBus() = default;
+
+Result<std::unique_ptr<SdBus>> SdBus::open(StopVia stop_via, const std::string& address) {
+  auto impl = std::make_unique<Impl>();
+  int r;
+  if (address.empty()) {
+    r = sd_bus_open_system(&impl->bus);
+  } else {
+    r = sd_bus_new(&impl->bus);
+    if (r >= 0) r = sd_bus_set_address(impl->bus, address.c_str());
+    if (r >= 0) r = sd_bus_set_bus_client(impl->bus, 1);
+    if (r >= 0) r = sd_bus_start(impl->bus);
+  }
+  if (r < 0) return Error::from_errno("cannot connect to the system bus (is systemd running?)", -r);
+  struct Match {
+    const char* interface;
+    const char* member;
+    sd_bus_message_handler_t handler;
+  };
+  const Match matches[] = {
+      {"org.freedesktop.DBus.Properties", "PropertiesChanged", &Impl::on_properties_changed},
+      {kManager, "UnitNew", &Impl::on_unit_new},
+      {kManager, "UnitRemoved", &Impl::on_unit_removed},
+      {kManager, "Reloading", &Impl::on_reloading},
+      {kManager, "JobRemoved", &Impl::on_job_removed},
+  };
+  for (const auto& mt : matches) {
+    sd_bus_slot* slot = nullptr;
+    r = sd_bus_match_signal(impl->bus, &slot, kSystemd, nullptr, mt.interface, mt.member, mt.handler, impl.get());
+    if (r < 0) return Error::from_errno(std::string("cannot subscribe to systemd's ") + mt.member + " signals", -r);
+    impl->slots.push_back(slot);
+  }
+  BusError err;
+  r = sd_bus_call_method(impl->bus, kSystemd, kManagerPath, kManager, "Subscribe", &err.e, nullptr, "");
+  if (r < 0) return bus_error("cannot subscribe to systemd", err, r);
+  return std::unique_ptr<SdBus>(new SdBus(std::move(impl), stop_via));
+}
+
+Result<std::vector<std::string>> SdBus::list_units(const std::vector<std::string>& patterns) {
+  MessagePtr call, reply;
+  BusError err;
+  int r = sd_bus_message_new_method_call(impl_->bus, &call.m, kSystemd, kManagerPath, kManager, "ListUnitsByPatterns");
+  if (r >= 0) r = sd_bus_message_append_strv(call.m, nullptr);  // any state
+  std::vector<char*> strv;
+  for (const auto& p : patterns) strv.push_back(const_cast<char*>(p.c_str()));
+  strv.push_back(nullptr);
+  if (r >= 0) r = sd_bus_message_append_strv(call.m, strv.data());
+  if (r < 0) return Error::from_errno("cannot build a ListUnitsByPatterns call", -r);
+  r = sd_bus_call(impl_->bus, call.m, 0, &err.e, &reply.m);
+  if (r < 0) return bus_error("systemd cannot list units", err, r);
+  std::vector<std::string> out;
+  r = sd_bus_message_enter_container(reply.m, 'a', "(ssssssouso)");
+  const char *name, *desc, *load, *active, *sub, *following, *path, *job_type, *job_path;
+  uint32_t job_id;
+  while (r >= 0 && (r = sd_bus_message_read(reply.m, "(ssssssouso)", &name, &desc, &load, &active, &sub, &following,
+                                           &path, &job_id, &job_type, &job_path)) > 0)
+    out.emplace_back(name);
+  if (r < 0) return Error::from_errno("cannot read systemd's unit list", -r);
+  return out;
+}
+
+Result<ServiceUnit> SdBus::service(const std::string& name) {
+  if (auto l = impl_->load(name); !l) return l.error();
+  ServiceUnit u;
+  u.name = name;
+  auto unit = impl_->get_all(name, "org.freedesktop.systemd1.Unit");
+  if (!unit) return unit.error();
+  int r = for_each_property(unit->m, [&](const std::string& p, const std::string& sig, sd_bus_message* m) -> int {
+    if (p == "LoadState") return read_string(m, sig, u.load_state);
+    if (p == "ActiveState") return read_string(m, sig, u.active_state);
+    if (p == "SubState") return read_string(m, sig, u.sub_state);
+    if (p == "TriggeredBy" && sig == "as") return read_strv(m, u.triggered_by) < 0 ? -EBADMSG : 1;
+    if (p == "ActiveEnterTimestampMonotonic" && sig == "t") {
+      uint64_t usec = 0;
+      int rr = sd_bus_message_read(m, "t", &usec);
+      u.active_enter = std::chrono::microseconds(usec);
+      return rr < 0 ? rr : 1;
+    }
+    if (p == "Job" && sig == "(uo)") {
+      uint32_t id = 0;
+      const char* path = nullptr;
+      int rr = sd_bus_message_read(m, "(uo)", &id, &path);
+      u.job_pending = id != 0;
+      return rr < 0 ? rr : 1;
+    }
+    return 0;
+  });
+  if (r < 0) return Error::from_errno("cannot parse the properties of " + name, -r);
+  if (u.load_state != "loaded") return Error{"unit " + name + " is " + u.load_state + ", not loaded", ENOENT};
+  auto svc = impl_->get_all(name, "org.freedesktop.systemd1.Service");
+  if (!svc) return svc.error();
+  r = for_each_property(svc->m, [&](const std::string& p, const std::string& sig, sd_bus_message* m) -> int {
+    if (p == "ControlGroup") return read_string(m, sig, u.control_group);
+    if (p == "MainPID" && sig == "u") return sd_bus_message_read(m, "u", &u.main_pid) < 0 ? -EBADMSG : 1;
+    if (p == "KillSignal" && sig == "i") return sd_bus_message_read(m, "i", &u.kill_signal) < 0 ? -EBADMSG : 1;
+    if (p == "Environment" && sig == "as") return read_strv(m, u.environment) < 0 ? -EBADMSG : 1;
+    if (p == "ExecStart" && sig == "a(sasbttttuii)") {
+      int rr = sd_bus_message_enter_container(m, 'a', "(sasbttttuii)");
+      while (rr >= 0 && (rr = sd_bus_message_enter_container(m, 'r', "sasbttttuii")) > 0) {
+        const char* path = nullptr;
+        std::vector<std::string> argv;
+        if ((rr = sd_bus_message_read(m, "s", &path)) < 0) break;
+        if ((rr = read_strv(m, argv)) < 0) break;
+        if ((rr = sd_bus_message_skip(m, "bttttuii")) < 0) break;
+        if ((rr = sd_bus_message_exit_container(m)) < 0) break;
+        u.exec_start.push_back(std::move(argv));
+      }
+      if (rr >= 0) rr = sd_bus_message_exit_container(m);
+      return rr < 0 ? rr : 1;
+    }
+    return 0;
+  });
+  if (r < 0) return Error::from_errno("cannot parse the service properties of " + name, -r);
+  return u;
+}
+
+Result<SocketUnit> SdBus::socket(const std::string& name) {
+  if (auto l = impl_->load(name); !l) return l.error();
+  SocketUnit s;
+  s.name = name;
+  std::string load_state;
+  auto unit = impl_->get_all(name, "org.freedesktop.systemd1.Unit");
+  if (!unit) return unit.error();
+  int r = for_each_property(unit->m, [&](const std::string& p, const std::string& sig, sd_bus_message* m) -> int {
+    if (p == "LoadState") return read_string(m, sig, load_state);
+    if (p == "ActiveState") return read_string(m, sig, s.active_state);
+    if (p == "SubState") return read_string(m, sig, s.sub_state);
+    if (p == "Triggers" && sig == "as") return read_strv(m, s.triggers) < 0 ? -EBADMSG : 1;
+    return 0;
+  });
+  if (r < 0) return Error::from_errno("cannot parse the properties of " + name, -r);
+  if (load_state != "loaded") return Error{"unit " + name + " is " + load_state + ", not loaded", ENOENT};
+  auto sock = impl_->get_all(name, "org.freedesktop.systemd1.Socket");
+  if (!sock) return sock.error();
+  r = for_each_property(sock->m, [&](const std::string& p, const std::string& sig, sd_bus_message* m) -> int {
+    if (p != "Listen" || sig != "a(ss)") return 0;
+    int rr = sd_bus_message_enter_container(m, 'a', "(ss)");
+    const char *type = nullptr, *address = nullptr;
+    while (rr >= 0 && (rr = sd_bus_message_read(m, "(ss)", &type, &address)) > 0) s.listen.emplace_back(type, address);
+    if (rr >= 0) rr = sd_bus_message_exit_container(m);
+    return rr < 0 ? rr : 1;
+  });
+  if (r < 0) return Error::from_errno("cannot parse the socket properties of " + name, -r);
+  return s;
+}
+
+Result<void> SdBus::stop(const std::string& name) {
+  if (stop_via_ == StopVia::kSystemctl) return systemctl_stop(name);
+  BusError err;
+  MessagePtr reply;
+  int r = sd_bus_call_method(impl_->bus, kSystemd, kManagerPath, kManager, "StopUnit", &err.e, &reply.m, "ss",
+                             name.c_str(), "replace");
+  if (r < 0) return bus_error("systemd refused to stop " + name, err, r);
+  return {};
+}
+
+Result<void> SdBus::restart(const std::string& name) {
+  BusError err;
+  MessagePtr reply;
+  int r = sd_bus_call_method(impl_->bus, kSystemd, kManagerPath, kManager, "RestartUnit", &err.e, &reply.m, "ss",
+                             name.c_str(), "replace");
+  if (r < 0) return bus_error("systemd refused to restart " + name, err, r);
+  return {};
+}
+
+std::vector<UnitEvent> SdBus::take_events() { return std::exchange(impl_->events, {}); }
+
+int SdBus::fd() const { return sd_bus_get_fd(impl_->bus); }
+
+uint32_t SdBus::poll_events() const {
+  int e = sd_bus_get_events(impl_->bus);
+  return e < 0 ? 0u : static_cast<uint32_t>(e);
+}
+
+std::optional<uint64_t> SdBus::timeout_usec() const {
+  uint64_t usec = 0;
+  if (sd_bus_get_timeout(impl_->bus, &usec) < 0 || usec == UINT64_MAX) return std::nullopt;
+  return usec;
+}
+
+Result<void> SdBus::process() {
+  for (;;) {
+    int r = sd_bus_process(impl_->bus, nullptr);
+    if (r < 0) return Error::from_errno("lost the connection to the system bus", -r);
+    if (r == 0) return {};
+  }
+}
+
+Result<void> systemctl_stop(const std::string& unit) {
+  const char* argv[] = {"systemctl", "stop", "--no-block", unit.c_str(), nullptr};
+  pid_t pid = 0;
+  int r = posix_spawnp(&pid, "systemctl", nullptr, nullptr, const_cast<char**>(argv), environ);
+  if (r != 0) return Error::from_errno("cannot run systemctl stop --no-block " + unit, r);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return Error::from_errno("cannot wait for systemctl", errno);
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return Error{"systemctl stop --no-block " + unit + " failed (status " + std::to_string(status) + ")", EIO};
+  return {};
+}
+
+}  // namespace idlepool::sys
