@@ -14,6 +14,8 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+bool is_down(const sys::ServiceUnit& s) { return s.active_state == "inactive" || s.active_state == "failed"; }
+
 std::string seconds_ago(MonoTime now, MonoTime then) {
   return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - then).count()) + "s";
 }
@@ -82,8 +84,9 @@ Result<void> PoolManager::load(Pool& pool) {
   auto svc = deps_.systemd.service(pool.unit);
   if (!svc) return svc.error();
   pool.service = std::move(*svc);
+  pool.down = is_down(pool.service);
   refresh_sockets(pool);
-  if (pool.service.running()) {
+  if (!pool.down) {
     if (auto r = deps_.processes.add_pool(pool.unit, pool.service.control_group,
                                           static_cast<int32_t>(pool.service.main_pid));
         r) {
@@ -187,12 +190,12 @@ void PoolManager::refresh_service(Pool& pool) {
     spdlog::warn("{}: cannot read its state: {}, ignoring", pool.unit, svc.error().message);
     return;
   }
-  bool was_running = pool.service.running();
+  bool was_down = pool.down;
   bool triggers_changed = svc->triggered_by != pool.service.triggered_by;
   pool.service = std::move(*svc);
-  bool running = pool.service.running();
+  pool.down = is_down(pool.service);
   if (triggers_changed) refresh_sockets(pool);
-  if (was_running && !running && pool.service.active_state != "deactivating") {
+  if (!was_down && pool.down) {
     if (pool.stop_requested) {
       ++pool.stops_by_reason[pool.stop_reason];
       pool.stopped_by_us = true;
@@ -208,23 +211,24 @@ void PoolManager::refresh_service(Pool& pool) {
       pool.in_watcher = false;
     }
   }
-  if (!was_running && running) {
+  if (was_down && !pool.down) {
     if (pool.stopped_by_us) {
       ++pool.wakes;
       spdlog::info("{} woke up (socket activation)", pool.unit);
     }
     pool.stopped_by_us = false;
     pool.stop_requested = false;
-    if (!pool.in_watcher) {
-      if (auto r = deps_.processes.add_pool(pool.unit, pool.service.control_group,
-                                            static_cast<int32_t>(pool.service.main_pid));
-          r) {
-        pool.in_watcher = true;
-      } else {
-        spdlog::warn("{}: cannot follow its processes: {}, ignoring", pool.unit, r.error().message);
-      }
-    }
     register_listeners(pool);
+  }
+  // Its processes are followed from the moment its cgroup has them (the main process is known once it runs).
+  if (!pool.down && !pool.in_watcher && pool.service.main_pid != 0) {
+    if (auto r = deps_.processes.add_pool(pool.unit, pool.service.control_group,
+                                          static_cast<int32_t>(pool.service.main_pid));
+        r) {
+      pool.in_watcher = true;
+    } else {
+      spdlog::warn("{}: cannot follow its processes: {}, ignoring", pool.unit, r.error().message);
+    }
   }
   dirty_ = true;
 }
@@ -344,7 +348,8 @@ void PoolManager::stop(Pool& pool, MonoTime now) {
     pool.decision = Decision{Decision::Kind::kWait, now + std::chrono::seconds(30), "stop failed: " + r.error().message};
     return;
   }
-  spdlog::info("stopping {}: idle for {}, nothing in flight", pool.unit, idle);
+  spdlog::info("stopping {}: idle for {}, nothing in flight ({})", pool.unit, idle,
+               config_.stop_method == StopMethod::kSystemctl ? "systemctl stop --no-block" : "StopUnit over D-Bus");
   pool.stop_requested = true;
   pool.stop_reason = pool.decision.reason;
 }
@@ -360,6 +365,11 @@ std::optional<MonoTime> PoolManager::evaluate() {
   }
   last_counters_.clear();
   for (auto& c : *read) last_counters_[c.id] = c;
+  // A socket the probe could not watch yet (it was not listening, or sock_diag failed) is tried again.
+  for (auto& [unit, pool] : pools_) {
+    bool missing = std::any_of(pool.listeners.begin(), pool.listeners.end(), [](const auto& l) { return !l.id; });
+    if (missing) register_listeners(pool);
+  }
   std::optional<MonoTime> next;
   for (auto& [unit, pool] : pools_) {
     PoolSnapshot snap = snapshot(pool, last_counters_, now);

@@ -97,6 +97,7 @@ class PoolManager {
     MonoTime watched_since{0};
     StopSafety safety;
     std::optional<std::string> unsafe_after_stop;
+    bool down = true;  // inactive or failed (everything else, activating and deactivating too, is up)
     bool in_watcher = false;
     bool stop_requested = false;
     bool stopped_by_us = false;

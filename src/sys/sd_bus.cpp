@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "idlepool/sys/service_manager.h"
 
@@ -29,9 +30,21 @@ struct BusError {
   }
 };
 
+// One owner per message reference (moved, never copied).
 struct MessagePtr {
-  sd_bus_message* m = nullptr;
+  MessagePtr() = default;
+  MessagePtr(MessagePtr&& o) noexcept : m(std::exchange(o.m, nullptr)) {}
+  MessagePtr& operator=(MessagePtr&& o) noexcept {
+    if (this != &o) {
+      sd_bus_message_unref(m);
+      m = std::exchange(o.m, nullptr);
+    }
+    return *this;
+  }
+  MessagePtr(const MessagePtr&) = delete;
+  MessagePtr& operator=(const MessagePtr&) = delete;
   ~MessagePtr() { sd_bus_message_unref(m); }
+  sd_bus_message* m = nullptr;
 };
 
 Error bus_error(const std::string& what, const BusError& e, int r) { return Error{what + ": " + e.text(r), -r}; }

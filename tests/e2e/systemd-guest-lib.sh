@@ -19,8 +19,10 @@ systemd_guest_boot() {
   for applet in sh mount umount mkdir cp rm insmod switch_root echo cat sleep; do
     ln -sf busybox "$work/root/bin/$applet"
   done
+  # The host's root has no modules for this kernel, so nothing can be loaded on demand in the guest: load here what
+  # the root needs (9p, overlay) and what idlepool needs (sock_diag handlers).
   for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci 9pnet 9pnet_virtio netfs fscache 9p \
-    overlay; do
+    overlay inet_diag tcp_diag unix_diag; do
     f=$(find "$dir/lib/modules" -name "$m.ko" -o -name "$m.ko.xz" | head -n1)
     [[ -n $f ]] || { echo "systemd guest: no module $m in $dir" >&2; return 1; }
     case $f in
@@ -34,7 +36,8 @@ systemd_guest_boot() {
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci 9pnet 9pnet_virtio netfs fscache 9p overlay; do
+for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci 9pnet 9pnet_virtio netfs fscache 9p overlay \
+  inet_diag tcp_diag unix_diag; do
   insmod /modules/$m.ko 2>/dev/null
 done
 mount -t 9p -o trans=virtio,version=9p2000.L,cache=loose,msize=512000,ro hostroot /lower || echo "IDLEPOOL-GUEST: 9p mount failed"

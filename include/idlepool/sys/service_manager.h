@@ -36,11 +36,11 @@ struct ServiceUnit {
 struct SocketUnit {
   std::string name;
   std::string active_state;
-  std::string sub_state;  // "listening" when it holds its sockets
+  std::string sub_state;  // "listening" while its service is down, "running" while it is up: both hold the sockets
   std::vector<std::pair<std::string, std::string>> listen;  // (type, address): ("Stream", "/run/php/x.sock")
   std::vector<std::string> triggers;
 
-  bool listening() const { return active_state == "active" && sub_state == "listening"; }
+  bool listening() const { return active_state == "active" && (sub_state == "listening" || sub_state == "running"); }
 };
 
 // What systemd told us since the last take_events().

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# End-to-end tests against a real systemd: boots a QEMU guest with Debian 12's kernel and systemd as PID 1 on this
+# host's root (tests/e2e/systemd-guest-lib.sh), where idlepoold runs as the service this project ships (dist/systemd,
+# its hardening included) over real php-fpm pools behind socket units:
+#   php-fpm@alias  unix socket, the stop-safe template (listens on the alias name)
+#   php-fpm@naive  unix socket, php-fpm listening on the socket unit's own path (must be refused)
+#   php-fpm-seed   TCP 127.0.0.1:8888 as in the original write-up, named explicitly in the configuration
+# The guest runs tests/e2e/guest/scenarios.sh, which prints one IDLEPOOL-E2E line per check; this runner fails on a
+# failed check, a guest that never boots, or a hang.
+#
+# Usage: tests/e2e/run-systemd-e2e.sh BUILD_DIR
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+build=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
+timeout_s=${IDLEPOOL_E2E_TIMEOUT:-900}
+# shellcheck source=systemd-guest-lib.sh
+. "$here/systemd-guest-lib.sh"
+
+work=$(mktemp -d /tmp/idlepool-e2e.XXXXXX)
+[[ -n ${IDLEPOOL_KEEP_GUEST_LOGS:-} ]] && echo "guest log kept in $work" || trap 'rm -rf "$work"' EXIT
+tree=$work/tree
+units=$tree/etc/systemd/system
+mkdir -p "$units" "$tree/etc/idlepool" "$tree/etc/php/8.2/fpm/idlepool" "$tree/srv/idlepool" \
+  "$tree/usr/local/lib/idlepool-e2e"
+
+# What this project ships, as shipped (only the binary's path differs: the build tree, visible in the guest).
+cp "$top/dist/systemd/php-fpm@.socket" "$top/dist/systemd/php-fpm@.service" "$units/"
+sed "s|@SBINDIR@|$build/src|" "$top/dist/systemd/idlepoold.service" >"$units/idlepoold.service"
+# The original write-up's pool: TCP 127.0.0.1:8888 (no unlink hazard for TCP).
+cat >"$units/php-fpm-seed.socket" <<'UNIT'
+[Socket]
+ListenStream=127.0.0.1:8888
+UNIT
+cat >"$units/php-fpm-seed.service" <<'UNIT'
+[Unit]
+Requires=php-fpm-seed.socket
+After=php-fpm-seed.socket
+[Service]
+Type=notify
+ExecStart=/usr/sbin/php-fpm8.2 --nodaemonize --fpm-config /etc/php/8.2/fpm/idlepool/seed.conf
+Environment=FPM_SOCKETS=127.0.0.1:8888=3
+KillSignal=SIGQUIT
+UNIT
+# The naive pool: php-fpm listens on the socket unit's own path (FPM_SOCKETS names that path), as most guides do.
+mkdir -p "$units/php-fpm@naive.service.d"
+cat >"$units/php-fpm@naive.service.d/naive.conf" <<'UNIT'
+[Service]
+Environment=FPM_SOCKETS=/run/php/naive.sock=3
+UNIT
+pool_conf() {  # NAME LISTEN
+  cat >"$tree/etc/php/8.2/fpm/idlepool/$1.conf" <<CONF
+[global]
+error_log = syslog
+syslog.ident = php-fpm-$1
+process_control_timeout = 20s
+[$1]
+user = www-data
+group = www-data
+listen = $2
+pm = ondemand
+pm.max_children = 4
+pm.process_idle_timeout = 3s
+CONF
+}
+pool_conf alias /run/php/alias.sock.inherited
+pool_conf naive /run/php/naive.sock
+pool_conf seed 127.0.0.1:8888
+cat >"$tree/etc/idlepool/idlepool.conf" <<'CONF'
+idle-timeout = 6s
+min-uptime = 2s
+unit-pattern = php*-fpm@*.service
+unit = php-fpm-seed.service
+max-stops-per-second = 5
+log-level = debug
+CONF
+cat >"$tree/srv/idlepool/hello.php" <<'PHP'
+<?php echo "hello from ", getenv("FPM_SOCKETS") ?: "?", "\n";
+PHP
+cat >"$tree/srv/idlepool/slow.php" <<'PHP'
+<?php $s = (int)($_GET["s"] ?? 10); sleep($s); echo "slept $s\n";
+PHP
+cp "$here/guest/scenarios.sh" "$tree/usr/local/lib/idlepool-e2e/scenarios.sh"
+chmod +x "$tree/usr/local/lib/idlepool-e2e/scenarios.sh"
+
+systemd_guest_tree "$tree" /usr/local/lib/idlepool-e2e/scenarios.sh
+start=$SECONDS
+systemd_guest_boot "$tree" "$work/serial.log" "$timeout_s"
+took=$((SECONDS - start))
+grep -a -E "IDLEPOOL-(E2E|GUEST|RESULT)|^  " "$work/serial.log" | tr -d '\r' || true
+if grep -q "IDLEPOOL-RESULT: rc=0" "$work/serial.log"; then
+  echo "systemd end-to-end: PASS in ${took}s"
+  exit 0
+fi
+if ! grep -q "IDLEPOOL-GUEST: driver started" "$work/serial.log"; then
+  echo "systemd end-to-end: FAIL: the guest never reached its driver (${took}s); serial log tail:"
+elif ! grep -q "IDLEPOOL-RESULT" "$work/serial.log"; then
+  echo "systemd end-to-end: FAIL: no result within ${timeout_s}s (hang); serial log tail:"
+else
+  echo "systemd end-to-end: FAIL (${took}s); serial log tail:"
+fi
+tail -n 60 "$work/serial.log" | tr -d '\r'
+exit 1
