@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine, as root: installs what it needs, builds, and runs every test:
-#   unit tests, kernel tests on this host's kernel (probe, process connector), the fuzzers for a bounded time, and the
-#   kernel matrix (the probe's tests inside QEMU guests with Debian 12's and 13's stock kernels).
+#   unit tests, kernel tests on this host's kernel (probe, process connector), php-fpm integration, the fuzzers for a
+#   bounded time, the kernel matrix (the probe's tests inside QEMU guests with Debian 12's and 13's stock kernels),
+#   and the end-to-end tests of idlepoold against a real systemd (a QEMU guest with systemd as PID 1).
 # Nothing here skips: a test that cannot run fails the suite.
 set -euo pipefail
 
@@ -35,5 +36,8 @@ ctest --test-dir "$fuzz_build" --output-on-failure
 
 step "kernel matrix (QEMU: Debian 12 6.1, Debian 13 6.12)"
 tests/qemu/run-kernel-matrix.sh "$build"
+
+step "systemd end to end (QEMU: Debian 12, systemd as PID 1, idlepoold over real php-fpm pools)"
+tests/e2e/run-systemd-e2e.sh "$build"
 
 step "all tests passed"

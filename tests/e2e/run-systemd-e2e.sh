@@ -48,6 +48,20 @@ cat >"$units/php-fpm@naive.service.d/naive.conf" <<'UNIT'
 [Service]
 Environment=FPM_SOCKETS=/run/php/naive.sock=3
 UNIT
+# A service that removes its socket unit's path when it stops (as php-fpm does with a naive listen): idlepool
+# cannot see that coming, so it must notice after the stop, restore the socket and never stop it again.
+cat >"$units/vanish.socket" <<'UNIT'
+[Socket]
+ListenStream=/run/idlepool-vanish.sock
+UNIT
+cat >"$units/vanish.service" <<'UNIT'
+[Unit]
+Requires=vanish.socket
+After=vanish.socket
+[Service]
+ExecStart=/usr/bin/python3 -c 'import socket; s = socket.socket(fileno=3)\nwhile True: s.accept()[0].close()'
+ExecStopPost=/bin/rm -f /run/idlepool-vanish.sock
+UNIT
 pool_conf() {  # NAME LISTEN
   cat >"$tree/etc/php/8.2/fpm/idlepool/$1.conf" <<CONF
 [global]
@@ -71,6 +85,7 @@ idle-timeout = 6s
 min-uptime = 2s
 unit-pattern = php*-fpm@*.service
 unit = php-fpm-seed.service
+unit = vanish.service
 max-stops-per-second = 5
 log-level = debug
 CONF

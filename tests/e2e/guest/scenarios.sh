@@ -105,6 +105,51 @@ fi
 status=$(systemctl show -p StatusText --value idlepoold)
 check "daemon-status" "status '$status'" bash -c "test '$(state idlepoold)' = active && [[ '$status' == *'3 stops, 2 wakes' ]]"
 
+# ---- work in flight: a request longer than the idle timeout is never cut ----
+sed -i 's/^stop-method = systemctl$/stop-method = bus/' /etc/idlepool/idlepool.conf
+systemctl reload idlepoold
+t=$(now)
+body=$(fcgi /run/php/alias.sock slow.php s=12)
+took=$(since "$t")
+check "in-flight-not-cut" "a 12 s request (idle-timeout 6s) answered '$body' after ${took}s" test "$body" = "slept 12"
+check "in-flight-deferred" "$(journalctl -u idlepoold -o cat | grep -m1 'php-fpm@alias.service: wait (in flight' | cut -c1-120)" \
+  journal_has "php-fpm@alias.service: wait (in flight: 1 active"
+t=$(now)
+if wait_state php-fpm@alias.service inactive 40; then
+  pass "stop-after-in-flight: php-fpm@alias stopped $(since "$t")s after its long request completed"
+else
+  fail "stop-after-in-flight: php-fpm@alias still $(state php-fpm@alias.service)"
+fi
+
+# ---- daemon restart: nothing is stopped on stale data; stopping carries on afterwards ----
+fcgi /run/php/alias.sock hello.php >/dev/null
+sleep 4  # 4 of the 6 s idle window pass before the restart
+t=$(now)
+systemctl restart idlepoold
+sleep 4  # 8 s after the last request: the old daemon would have stopped it by now
+check "restart-no-early-stop" "php-fpm@alias is $(state php-fpm@alias.service) 4 s after a restart, 8 s after its last request" \
+  test "$(state php-fpm@alias.service)" = active
+if wait_state php-fpm@alias.service inactive 30; then
+  pass "restart-then-stop: php-fpm@alias stopped $(since "$t")s after the restart (a whole window of its own)"
+else
+  fail "restart-then-stop: php-fpm@alias still $(state php-fpm@alias.service) $(since "$t")s after the restart"
+fi
+
+# ---- a socket path that vanishes when its service stops is restored, and that pool is never stopped again ----
+systemctl start vanish.socket
+systemctl start vanish.service
+if wait_state vanish.service inactive 40; then
+  sleep 1
+  check "vanished-socket-restored" "$(journalctl -u idlepoold -o cat | grep -m1 'vanished' | cut -c1-150)" \
+    bash -c 'test -S /run/idlepool-vanish.sock && journalctl -u idlepoold -o cat | grep -q "/run/idlepool-vanish.sock vanished"'
+  systemctl start vanish.service
+  sleep 10
+  check "vanished-never-again" "vanish.service is $(state vanish.service) 10 s after starting again (idle-timeout 6s)" \
+    test "$(state vanish.service)" = active
+else
+  fail "vanished-socket-restored: vanish.service was never stopped ($(state vanish.service))"
+fi
+
 ((failures == 0)) || dump
 echo "IDLEPOOL-E2E: $failures failed"
 exit $((failures > 0))

@@ -1,0 +1,97 @@
+// idlepoold's command line and configuration file: what this project ships parses, and bad input is named with its
+// file and line, never a crash.
+#include "options.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+
+namespace idlepool::daemon {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string write_temp(const std::string& text) {
+  char path[] = "/tmp/idlepool-conf-XXXXXX";
+  int fd = mkstemp(path);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  close(fd);
+  return path;
+}
+
+Result<Invocation> parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "idlepoold");
+  return parse_invocation(args);
+}
+
+TEST(Options, TheShippedExampleIsValid) {
+  auto inv = parse({"--config", std::string(IDLEPOOL_SOURCE_DIR) + "/dist/idlepool/idlepool.conf.example"});
+  ASSERT_TRUE(inv.ok()) << inv.error().message;
+  const auto& c = inv->config;
+  EXPECT_EQ(c.defaults.idle_timeout, 300s);
+  EXPECT_EQ(c.unit_patterns, (std::vector<std::string>{"php*-fpm@*.service", "php*-fpm.service"}));
+  EXPECT_EQ(c.policy_for("php-fpm@shop.service").idle_timeout, 1800s);
+  EXPECT_TRUE(c.policy_for("php-fpm@admin.service").pinned);
+  EXPECT_EQ(c.stop_method, StopMethod::kBus);
+}
+
+TEST(Options, TheCommandLineWinsOverTheFile) {
+  std::string path = write_temp("idle-timeout = 10m\nlog-level = warn\nunit = a.service\n");
+  auto inv = parse({"--config", path, "--idle-timeout", "45s", "--pin", "a.service", "--stop-method", "systemctl"});
+  unlink(path.c_str());
+  ASSERT_TRUE(inv.ok()) << inv.error().message;
+  EXPECT_EQ(inv->config.defaults.idle_timeout, 45s);
+  EXPECT_EQ(inv->config.log_level, "warn");
+  EXPECT_TRUE(inv->config.policy_for("a.service").pinned);
+  EXPECT_EQ(inv->config.stop_method, StopMethod::kSystemctl);
+}
+
+TEST(Options, NoFileMeansDefaults) {
+  auto inv = parse({"--check-config"});  // the default path does not exist on a build machine
+  ASSERT_TRUE(inv.ok()) << inv.error().message;
+  EXPECT_TRUE(inv->check_config);
+  EXPECT_EQ(inv->config.defaults.idle_timeout, 300s);
+}
+
+struct Bad {
+  std::string file;
+  std::vector<std::string> args;
+  std::string says;  // with ":LINE: " where a file line is meant
+};
+
+TEST(Options, BadInputIsNamedWithItsLine) {
+  std::vector<Bad> cases = {
+      {"idle-timeout = 5m\nbogus = 1\n", {}, ":2: unknown setting 'bogus'"},
+      {"\n\nidle-timeout = soon\n", {}, ":3: idle-timeout: 'soon' is not a duration"},
+      {"[pool x.service]\nidle-timeout = 1\nfrobs = 2\n", {}, ":3: [pool x.service]: unknown setting 'frobs'"},
+      {"[pool x.service]\npin = maybe\n", {}, ":2: [pool x.service] pin: 'maybe' is not true or false"},
+      {"dry-run = perhaps\n", {}, ":1: the argument ('perhaps') for option 'dry-run' is invalid"},
+      {"max-stops-per-second = 0\n", {}, ":1: max-stops-per-second must be greater than 0"},
+      {"log-level = loud\n", {}, ":1: log-level 'loud'"},
+      {"stop-method = carrier-pigeon\n", {}, ":1: 'carrier-pigeon' is not bus or systemctl"},
+      {"this is not ini\n", {}, "invalid line 'this is not ini'"},
+      {"[pool site]\npin = true\n", {}, "[pool site] is not a unit name"},
+      {"", {"--idle-timeout", "0"}, "--idle-timeout: idle-timeout must be at least 1s"},
+      {"", {"--max-stops-per-second", "x"}, "the argument ('x') for option '--max-stops-per-second' is invalid"},
+      {"", {"--frobnicate"}, "unrecognised option '--frobnicate'"},
+  };
+  for (const auto& c : cases) {
+    std::string path = write_temp(c.file);
+    std::vector<std::string> args{"--config", path};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    auto inv = parse(args);
+    unlink(path.c_str());
+    ASSERT_FALSE(inv.ok()) << c.says;
+    std::string expected = c.says.rfind(":", 0) == 0 ? path + c.says : c.says;
+    EXPECT_NE(inv.error().message.find(expected), std::string::npos) << "expected '" << expected << "' in '"
+                                                                       << inv.error().message << "'";
+  }
+  auto missing = parse({"--config", "/nonexistent/idlepool.conf"});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("/nonexistent/idlepool.conf does not exist"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace idlepool::daemon

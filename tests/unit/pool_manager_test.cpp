@@ -1,0 +1,336 @@
+// The pool manager driven by fakes of systemd, the probe and the process watcher, with a settable clock: discovery,
+// stopping, counting stops and wakes, the rate limit, dry runs, unsafe pools, vanished socket paths. The real
+// systemd, probe and php-fpm are exercised by tests/e2e.
+#include "pool_manager.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+namespace idlepool::daemon {
+namespace {
+
+using namespace std::chrono_literals;
+
+class FakeSystemd final : public sys::ServiceManager {
+ public:
+  std::map<std::string, sys::ServiceUnit> services;
+  std::map<std::string, sys::SocketUnit> sockets;
+  std::vector<std::string> stopped, restarted;
+  std::vector<sys::UnitEvent> events;
+
+  // A running php-fpm pool behind NAME.socket listening on ADDRESS.
+  void add_pool(const std::string& name, const std::string& address, MonoTime since) {
+    sys::ServiceUnit s;
+    s.name = name + ".service";
+    s.load_state = "loaded";
+    s.active_state = "active";
+    s.sub_state = "running";
+    s.main_pid = 100;
+    s.control_group = "/system.slice/" + s.name;
+    s.triggered_by = {name + ".socket"};
+    s.active_enter = since;
+    s.exec_start = {{"/usr/sbin/php-fpm8.2", "--nodaemonize", "--fpm-config", "/etc/php/" + name + ".conf"}};
+    s.kill_signal = 3;
+    services[s.name] = s;
+    sys::SocketUnit k;
+    k.name = name + ".socket";
+    k.active_state = "active";
+    k.sub_state = "running";
+    k.listen = {{"Stream", address}};
+    k.triggers = {s.name};
+    sockets[k.name] = k;
+  }
+  void set_state(const std::string& unit, const std::string& active, const std::string& sub) {
+    services[unit].active_state = active;
+    services[unit].sub_state = sub;
+    events.push_back({sys::UnitEvent::Kind::kChanged, unit, {}});
+  }
+
+  Result<std::vector<std::string>> list_units(const std::vector<std::string>& patterns) override {
+    std::vector<std::string> out;
+    for (const auto& [name, s] : services)
+      for (const auto& p : patterns)
+        if (unit_matches(p, name)) out.push_back(name);
+    return out;
+  }
+  Result<sys::ServiceUnit> service(const std::string& name) override {
+    auto it = services.find(name);
+    if (it == services.end()) return Error{"unit " + name + " is not-found, not loaded", ENOENT};
+    return it->second;
+  }
+  Result<sys::SocketUnit> socket(const std::string& name) override {
+    auto it = sockets.find(name);
+    if (it == sockets.end()) return Error{"unit " + name + " is not-found, not loaded", ENOENT};
+    return it->second;
+  }
+  Result<void> stop(const std::string& name) override {
+    stopped.push_back(name);
+    return {};
+  }
+  Result<void> restart(const std::string& name) override {
+    restarted.push_back(name);
+    return {};
+  }
+  std::vector<sys::UnitEvent> take_events() override { return std::exchange(events, {}); }
+};
+
+class FakeProbe final : public sys::ListenerSource {
+ public:
+  std::map<sys::ListenerId, sys::ListenerSnapshot> listeners;
+  bool broken = false;
+  Result<sys::ListenerId> add(const SocketAddress& a) override {
+    sys::ListenerId id = next_++;
+    sys::ListenerSnapshot s;
+    s.id = id;
+    s.address = a;
+    s.bound = a;
+    s.listening = true;
+    listeners[id] = s;
+    return id;
+  }
+  Result<void> remove(sys::ListenerId id) override {
+    listeners.erase(id);
+    return {};
+  }
+  Result<std::vector<sys::ListenerSnapshot>> read() override {
+    if (broken) return Error{"sock_diag failed"};
+    std::vector<sys::ListenerSnapshot> out;
+    for (const auto& [id, s] : listeners) out.push_back(s);
+    return out;
+  }
+  sys::ListenerSnapshot& at(const std::string& address) {
+    for (auto& [id, s] : listeners)
+      if (s.address.to_string() == address) return s;
+    throw std::runtime_error("no listener " + address);
+  }
+
+ private:
+  sys::ListenerId next_ = 1;
+};
+
+class FakeProcesses final : public sys::ProcessSource {
+ public:
+  std::set<std::string> pools;
+  Result<void> add_pool(const std::string& pool, const std::string&, std::optional<int32_t>) override {
+    pools.insert(pool);
+    return {};
+  }
+  void remove_pool(const std::string& pool) override { pools.erase(pool); }
+  std::optional<PoolProcesses> processes(const std::string& pool) const override {
+    if (!pools.count(pool)) return std::nullopt;
+    return PoolProcesses{1, 0, true, 100};
+  }
+};
+
+class PoolManagerTest : public ::testing::Test {
+ protected:
+  MonoTime clock = std::chrono::duration_cast<MonoTime>(1000s);
+  FakeSystemd systemd;
+  FakeProbe probe;
+  FakeProcesses processes;
+  std::map<std::string, std::string> fpm_listen;  // config path -> listen
+  std::set<std::string> vanished;
+
+  std::unique_ptr<PoolManager> manager(DaemonConfig config = base_config()) {
+    PoolManager::Deps deps{systemd,
+                           probe,
+                           processes,
+                           [this] { return clock; },
+                           [this](const std::string& path) -> Result<PhpFpmConfig> {
+                             auto it = fpm_listen.find(path);
+                             if (it == fpm_listen.end()) return Error{"cannot open " + path};
+                             PhpFpmConfig c;
+                             c.pools.push_back({"pool", it->second});
+                             c.process_control_timeout_s = 10;
+                             return c;
+                           },
+                           [this](const std::string& path) { return !vanished.count(path); }};
+    return std::make_unique<PoolManager>(config, deps);
+  }
+  static DaemonConfig base_config() {
+    DaemonConfig c;
+    c.defaults.idle_timeout = 60s;
+    c.defaults.min_uptime = 10s;
+    c.unit_patterns = {"php-fpm@*.service"};
+    return c;
+  }
+  void add_safe_pool(const std::string& name) {
+    systemd.add_pool(name, "/run/php/" + name + ".sock", clock);
+    fpm_listen["/etc/php/" + name + ".conf"] = "/run/php/" + name + ".sock.inherited";
+  }
+  const PoolStatus& status_of(PoolManager& m, const std::string& unit) {
+    statuses_ = m.status();
+    for (const auto& s : statuses_)
+      if (s.unit == unit) return s;
+    throw std::runtime_error("no pool " + unit);
+  }
+  std::vector<PoolStatus> statuses_;
+};
+
+TEST_F(PoolManagerTest, DiscoversPoolsWithTheirSocketsAndSkipsUnknownUnits) {
+  add_safe_pool("php-fpm@a");
+  add_safe_pool("php-fpm@b");
+  systemd.add_pool("other", "/run/other.sock", clock);  // not matching the pattern
+  auto config = base_config();
+  config.units = {"missing.service"};  // named but not there: an error in the log, no crash
+  auto m = manager(config);
+  m->discover();
+  auto st = m->status();
+  ASSERT_EQ(st.size(), 2u);
+  EXPECT_EQ(st[0].unit, "php-fpm@a.service");
+  ASSERT_EQ(st[0].sockets.size(), 1u);
+  EXPECT_EQ(st[0].sockets[0].address.to_string(), "/run/php/php-fpm@a.sock");
+  EXPECT_EQ(probe.listeners.size(), 2u);
+  EXPECT_EQ(processes.pools.size(), 2u);
+}
+
+TEST_F(PoolManagerTest, StopsAnIdlePoolOnceAndCountsTheStopAndTheWake) {
+  add_safe_pool("php-fpm@a");
+  auto m = manager();
+  m->discover();
+  auto next = m->evaluate();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(*next, clock + 60s) << "the deadline is a whole idle window after watching began";
+  EXPECT_TRUE(systemd.stopped.empty());
+  clock += 60s;
+  m->evaluate();
+  ASSERT_EQ(systemd.stopped, std::vector<std::string>{"php-fpm@a.service"});
+  m->evaluate();
+  EXPECT_EQ(systemd.stopped.size(), 1u) << "a stop in progress is not asked again";
+  systemd.set_state("php-fpm@a.service", "deactivating", "stop-sigquit");
+  m->on_unit_events(systemd.take_events());
+  systemd.set_state("php-fpm@a.service", "inactive", "dead");
+  m->on_unit_events(systemd.take_events());
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").stops_by_reason.at("idle"), 1u);
+  EXPECT_FALSE(processes.pools.count("php-fpm@a.service"));
+  systemd.services["php-fpm@a.service"].active_enter = clock;
+  systemd.set_state("php-fpm@a.service", "active", "running");
+  m->on_unit_events(systemd.take_events());
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").wakes, 1u);
+  EXPECT_NE(m->summary().find("1 stops, 1 wakes"), std::string::npos) << m->summary();
+}
+
+TEST_F(PoolManagerTest, ActivityAndWorkInFlightKeepAPoolRunning) {
+  add_safe_pool("php-fpm@a");
+  auto m = manager();
+  m->discover();
+  clock += 50s;
+  probe.at("/run/php/php-fpm@a.sock").last_activity_ns = static_cast<uint64_t>(clock.count());
+  clock += 30s;
+  m->evaluate();
+  EXPECT_TRUE(systemd.stopped.empty()) << "active 30 s ago";
+  clock += 30s;
+  probe.at("/run/php/php-fpm@a.sock").active = 1;
+  auto next = m->evaluate();
+  EXPECT_TRUE(systemd.stopped.empty()) << "a connection is in flight";
+  EXPECT_EQ(next, clock + 5s);
+  EXPECT_NE(status_of(*m, "php-fpm@a.service").decision.reason.find("in flight"), std::string::npos);
+  probe.at("/run/php/php-fpm@a.sock").active = 0;
+  m->evaluate();
+  EXPECT_EQ(systemd.stopped.size(), 1u);
+}
+
+TEST_F(PoolManagerTest, TheRateLimitSpreadsABurstOfDeadlines) {
+  for (int i = 0; i < 10; ++i) add_safe_pool("php-fpm@p" + std::to_string(i));
+  auto config = base_config();
+  config.max_stops_per_second = 2;
+  config.stop_burst = 4;
+  auto m = manager(config);
+  m->discover();
+  clock += 60s;
+  auto next = m->evaluate();
+  EXPECT_EQ(systemd.stopped.size(), 4u);
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(*next, clock + 500ms);
+  clock = *next;
+  m->evaluate();
+  EXPECT_EQ(systemd.stopped.size(), 5u);
+}
+
+TEST_F(PoolManagerTest, DryRunOnlySaysWhatItWouldDo) {
+  add_safe_pool("php-fpm@a");
+  auto config = base_config();
+  config.dry_run = true;
+  auto m = manager(config);
+  m->discover();
+  clock += 61s;
+  m->evaluate();
+  m->evaluate();
+  EXPECT_TRUE(systemd.stopped.empty());
+  EXPECT_NE(status_of(*m, "php-fpm@a.service").decision.reason.find("dry run: would stop"), std::string::npos);
+}
+
+TEST_F(PoolManagerTest, NeverStopsUnsafePinnedOrUnwakeablePools) {
+  systemd.add_pool("php-fpm@naive", "/run/php/naive.sock", clock);
+  fpm_listen["/etc/php/php-fpm@naive.conf"] = "/run/php/naive.sock";
+  add_safe_pool("php-fpm@pinned");
+  add_safe_pool("php-fpm@deaf");
+  systemd.sockets["php-fpm@deaf.socket"].active_state = "failed";
+  systemd.add_pool("php-fpm@unread", "/run/php/unread.sock", clock);  // its php-fpm config cannot be read
+  auto config = base_config();
+  config.pools["php-fpm@pinned.service"].pin = true;
+  auto m = manager(config);
+  m->discover();
+  clock += 1h;
+  m->evaluate();
+  EXPECT_TRUE(systemd.stopped.empty());
+  EXPECT_NE(status_of(*m, "php-fpm@naive.service").decision.reason.find("the socket unit's own path"),
+            std::string::npos);
+  EXPECT_EQ(status_of(*m, "php-fpm@pinned.service").decision.reason, "pinned");
+  EXPECT_NE(status_of(*m, "php-fpm@deaf.service").decision.reason.find("cannot wake again"), std::string::npos);
+  EXPECT_NE(status_of(*m, "php-fpm@unread.service").decision.reason.find("cannot open /etc/php/php-fpm@unread.conf"),
+            std::string::npos);
+}
+
+TEST_F(PoolManagerTest, AVanishedSocketPathIsRestoredAndThePoolNeverStoppedAgain) {
+  add_safe_pool("php-fpm@a");
+  auto m = manager();
+  m->discover();
+  clock += 61s;
+  m->evaluate();
+  ASSERT_EQ(systemd.stopped.size(), 1u);
+  vanished.insert("/run/php/php-fpm@a.sock");
+  systemd.set_state("php-fpm@a.service", "inactive", "dead");
+  m->on_unit_events(systemd.take_events());
+  EXPECT_EQ(systemd.restarted, std::vector<std::string>{"php-fpm@a.socket"});
+  vanished.clear();
+  systemd.services["php-fpm@a.service"].active_enter = clock;
+  systemd.set_state("php-fpm@a.service", "active", "running");
+  m->on_unit_events(systemd.take_events());
+  clock += 2h;
+  m->evaluate();
+  EXPECT_EQ(systemd.stopped.size(), 1u);
+  EXPECT_NE(status_of(*m, "php-fpm@a.service").decision.reason.find("vanished"), std::string::npos);
+}
+
+TEST_F(PoolManagerTest, AnUnreadableProbeStopsNothing) {
+  add_safe_pool("php-fpm@a");
+  auto m = manager();
+  m->discover();
+  clock += 1h;
+  probe.broken = true;
+  auto next = m->evaluate();
+  EXPECT_TRUE(systemd.stopped.empty());
+  EXPECT_EQ(next, clock + 5s);
+  probe.broken = false;
+  m->evaluate();
+  EXPECT_EQ(systemd.stopped.size(), 1u);
+}
+
+TEST_F(PoolManagerTest, UnitsAppearingAfterADaemonReloadArePickedUp) {
+  auto m = manager();
+  m->discover();
+  EXPECT_TRUE(m->status().empty());
+  add_safe_pool("php-fpm@late");
+  m->on_unit_events({{sys::UnitEvent::Kind::kReloaded, {}, {}}});
+  ASSERT_EQ(m->status().size(), 1u);
+  systemd.services.erase("php-fpm@late.service");
+  m->on_unit_events({{sys::UnitEvent::Kind::kRemoved, "php-fpm@late.service", {}}});
+  EXPECT_TRUE(m->status().empty());
+  EXPECT_TRUE(probe.listeners.empty());
+}
+
+}  // namespace
+}  // namespace idlepool::daemon
