@@ -77,9 +77,26 @@ struct {
 	__type(value, __u64);
 } unix_addrs SEC(".maps");
 
+/* Listener cookie -> time of its first accept or request since user space deleted the entry (see probe_abi.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, IDLEPOOL_MAX_LISTENERS);
+	__type(key, __u64);
+	__type(value, __u64);
+} first_use SEC(".maps");
+
 static __always_inline void touch(struct idlepool_listener_stats *stats)
 {
 	stats->last_activity_ns = bpf_ktime_get_ns();
+}
+
+/* An accept or a request start: activity, and the first use since the pool was last stopped. */
+static __always_inline void used(struct idlepool_listener_stats *stats, __u64 listener)
+{
+	__u64 now = bpf_ktime_get_ns();
+
+	stats->last_activity_ns = now;
+	bpf_map_update_elem(&first_use, &listener, &now, BPF_NOEXIST);
 }
 
 static __always_inline struct idlepool_listener_stats *registered(__u64 cookie)
@@ -183,8 +200,10 @@ static __always_inline void accepted_on_first_sight(struct idlepool_conn *conn)
 		return;
 	conn->flags |= IDLEPOOL_CONN_ACCEPTED;
 	stats = registered(conn->listener_cookie);
-	if (stats)
+	if (stats) {
 		__sync_fetch_and_add(&stats->accepts, 1);
+		used(stats, conn->listener_cookie);
+	}
 }
 
 /* The tracked connection `sk`, recognising it on first sight (connections accepted before the probe was loaded, or
@@ -230,7 +249,11 @@ static __always_inline void on_recv(struct sock *sk, int ret, int flags)
 	if (ret > 0)
 		conn->phase = IDLEPOOL_CONN_RECEIVING;
 	stats = registered(conn->listener_cookie);
-	if (stats)
+	if (!stats)
+		return;
+	if (ret > 0)
+		used(stats, conn->listener_cookie);
+	else
 		touch(stats);
 }
 
@@ -306,7 +329,7 @@ static __always_inline int on_accept(void *ctx, struct socket *sock, struct sock
 	if (!stats)
 		return 0;
 	__sync_fetch_and_add(&stats->accepts, 1);
-	touch(stats);
+	used(stats, listener);
 	if (sk_family(listener_sk, true) == AF_UNIX)
 		learn_unix_addr(listener_sk, listener);
 	child = newsock->sk;
@@ -494,7 +517,7 @@ static __always_inline int accept_exit(long ret)
 	if (!stats)
 		return 0;
 	__sync_fetch_and_add(&stats->accepts, 1);
-	touch(stats);
+	used(stats, listener);
 	return 0;
 }
 

@@ -11,7 +11,7 @@
 #include <linux/types.h>
 #endif
 
-#define IDLEPOOL_PROBE_ABI_VERSION 2
+#define IDLEPOOL_PROBE_ABI_VERSION 3
 
 /* Capacities of the probe's maps. */
 #define IDLEPOOL_MAX_LISTENERS 16384
@@ -41,6 +41,12 @@ struct idlepool_listener_stats {
 	/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the latest arrival, accept, request, response or close. */
 	__u64 last_activity_ns;
 };
+
+/*
+ * Map `first_use`: listener cookie -> bpf_ktime_get_ns() of the first accept or request start on it since user
+ * space last deleted the entry (it does when the pool stops; the next entry dates the wake). Kept apart from the
+ * counters so that re-arming never races with the probe's atomic adds.
+ */
 
 /* Phases of an accepted connection, for request counting. */
 enum idlepool_conn_phase {

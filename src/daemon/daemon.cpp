@@ -169,8 +169,14 @@ Result<std::unique_ptr<Daemon>> Daemon::create(const Invocation& invocation, std
   if (!bus) return bus.error();
   impl->bus = std::move(*bus);
 
-  PoolManager::Deps deps{*impl->bus, *impl->probe, *impl->watcher, &monotonic_now, &sys::read_php_fpm_config,
-                         &is_socket};
+  sys::CgroupFs* cgroups_ptr = impl->cgroups.get();
+  PoolManager::Deps deps{*impl->bus,
+                         *impl->probe,
+                         *impl->watcher,
+                         &monotonic_now,
+                         &sys::read_php_fpm_config,
+                         &is_socket,
+                         [cgroups_ptr](const std::string& cg) { return cgroups_ptr->memory_current(cg); }};
   impl->manager = std::make_unique<PoolManager>(config, deps);
 
   sigset_t mask;

@@ -22,6 +22,22 @@ std::string seconds_ago(MonoTime now, MonoTime then) {
 
 }  // namespace
 
+void LatencyHistogram::observe(double seconds) {
+  for (size_t i = 0; i < kWakeLatencyBucketCount; ++i)
+    if (seconds <= kWakeLatencyBuckets[i]) {
+      ++buckets[i];
+      break;
+    }
+  ++count;
+  sum += seconds;
+}
+
+PoolPolicy PoolManager::policy_for(const std::string& unit) const {
+  PoolPolicy p = config_.policy_for(unit);
+  if (runtime_pins_.count(unit)) p.pinned = true;
+  return p;
+}
+
 PoolManager::PoolManager(DaemonConfig config, Deps deps)
     : config_(std::move(config)),
       deps_(std::move(deps)),
@@ -39,6 +55,7 @@ void PoolManager::discover() {
   if (!config_.unit_patterns.empty()) {
     auto names = deps_.systemd.list_units(config_.unit_patterns);
     if (!names) {
+      ++stats_.bus_errors;
       spdlog::warn("cannot list units: {}, keeping the pools known so far", names.error().message);
       return;
     }
@@ -105,6 +122,7 @@ void PoolManager::refresh_sockets(Pool& pool) {
     if (!ends_with(t, ".socket")) continue;
     auto s = deps_.systemd.socket(t);
     if (!s) {
+      ++stats_.bus_errors;
       spdlog::warn("{}: cannot read {}: {}, ignoring", pool.unit, t, s.error().message);
       continue;
     }
@@ -187,6 +205,7 @@ void PoolManager::assess_safety(Pool& pool) {
 void PoolManager::refresh_service(Pool& pool) {
   auto svc = deps_.systemd.service(pool.unit);
   if (!svc) {
+    ++stats_.bus_errors;
     spdlog::warn("{}: cannot read its state: {}, ignoring", pool.unit, svc.error().message);
     return;
   }
@@ -199,13 +218,20 @@ void PoolManager::refresh_service(Pool& pool) {
     if (pool.stop_requested) {
       ++pool.stops_by_reason[pool.stop_reason];
       pool.stopped_by_us = true;
-      spdlog::info("{} stopped ({})", pool.unit, pool.stop_reason);
+      pool.memory_released_bytes += pool.memory_at_stop.value_or(0);
+      spdlog::info("{} stopped ({}; {} KiB released)", pool.unit, pool.stop_reason,
+                   pool.memory_at_stop.value_or(0) / 1024);
+      // The next first use dates its wake.
+      for (const auto& l : pool.listeners)
+        if (l.id) deps_.probe.rearm(*l.id);
       after_stop(pool);
     } else {
       pool.stopped_by_us = false;
       spdlog::info("{} stopped, not by idlepool ({})", pool.unit, pool.service.active_state);
     }
     pool.stop_requested = false;
+    pool.memory_at_stop.reset();
+    pool.memory_bytes.reset();
     if (pool.in_watcher) {
       deps_.processes.remove_pool(pool.unit);
       pool.in_watcher = false;
@@ -214,6 +240,7 @@ void PoolManager::refresh_service(Pool& pool) {
   if (was_down && !pool.down) {
     if (pool.stopped_by_us) {
       ++pool.wakes;
+      pool.waking_since = pool.service.inactive_exit;
       spdlog::info("{} woke up (socket activation)", pool.unit);
     }
     pool.stopped_by_us = false;
@@ -239,8 +266,10 @@ void PoolManager::after_stop(Pool& pool) {
     spdlog::error("{}: its socket path {} vanished when it stopped; restarting {} and never stopping {} again",
                   pool.unit, l.address.path, l.socket_unit, pool.unit);
     pool.unsafe_after_stop = "its socket path " + l.address.path + " vanished after a stop";
-    if (auto r = deps_.systemd.restart(l.socket_unit); !r)
+    if (auto r = deps_.systemd.restart(l.socket_unit); !r) {
+      ++stats_.bus_errors;
       spdlog::error("{}: cannot restart {}: {}", pool.unit, l.socket_unit, r.error().message);
+    }
   }
 }
 
@@ -333,6 +362,7 @@ PoolSnapshot PoolManager::snapshot(Pool& pool, const std::map<sys::ListenerId, s
   }
   if (auto p = deps_.processes.processes(pool.unit)) s.workers = p->workers;
   pool.last_activity = s.last_activity;
+  pool.can_wake = s.can_wake;
   return s;
 }
 
@@ -343,7 +373,9 @@ void PoolManager::stop(Pool& pool, MonoTime now) {
     pool.decision = Decision{Decision::Kind::kNever, std::nullopt, "dry run: would stop (idle for " + idle + ")"};
     return;
   }
+  pool.memory_at_stop = deps_.memory(pool.service.control_group);
   if (auto r = deps_.systemd.stop(pool.unit); !r) {
+    ++stats_.bus_errors;
     spdlog::warn("cannot stop {}: {}, trying again later", pool.unit, r.error().message);
     pool.decision = Decision{Decision::Kind::kWait, now + std::chrono::seconds(30), "stop failed: " + r.error().message};
     return;
@@ -354,14 +386,11 @@ void PoolManager::stop(Pool& pool, MonoTime now) {
   pool.stop_reason = pool.decision.reason;
 }
 
-std::optional<MonoTime> PoolManager::evaluate() {
-  MonoTime now = deps_.now();
-  dirty_ = false;
+bool PoolManager::read_counters() {
   auto read = deps_.probe.read();
   if (!read) {
     spdlog::warn("cannot read the probe: {}; stopping nothing, trying again in 5s", read.error().message);
-    for (auto& [unit, pool] : pools_) pool.decision = Decision{Decision::Kind::kNever, std::nullopt, "probe unreadable"};
-    return now + std::chrono::seconds(5);
+    return false;
   }
   last_counters_.clear();
   for (auto& c : *read) last_counters_[c.id] = c;
@@ -370,17 +399,59 @@ std::optional<MonoTime> PoolManager::evaluate() {
     bool missing = std::any_of(pool.listeners.begin(), pool.listeners.end(), [](const auto& l) { return !l.id; });
     if (missing) register_listeners(pool);
   }
+  time_wakes();
+  return true;
+}
+
+// A woken pool's first accept or request after its start gives its wake latency.
+void PoolManager::time_wakes() {
+  for (auto& [unit, pool] : pools_) {
+    if (!pool.waking_since) continue;
+    for (const auto& l : pool.listeners) {
+      if (!l.id) continue;
+      auto c = last_counters_.find(*l.id);
+      if (c == last_counters_.end() || c->second.first_use_ns == 0) continue;
+      MonoTime first{static_cast<int64_t>(c->second.first_use_ns)};
+      if (first < *pool.waking_since) continue;
+      double seconds = std::chrono::duration<double>(first - *pool.waking_since).count();
+      pool.wake_latency.observe(seconds);
+      spdlog::info("{}: first request {:.3f}s after it was started", unit, seconds);
+      pool.waking_since.reset();
+      break;
+    }
+  }
+}
+
+void PoolManager::refresh() {
+  if (!read_counters()) return;
+  for (auto& [unit, pool] : pools_) {
+    pool.memory_bytes = pool.down ? std::nullopt : deps_.memory(pool.service.control_group);
+    snapshot(pool, last_counters_, deps_.now());
+  }
+}
+
+std::optional<MonoTime> PoolManager::evaluate() {
+  MonoTime now = deps_.now();
+  dirty_ = false;
+  if (!read_counters()) {
+    for (auto& [unit, pool] : pools_) pool.decision = Decision{Decision::Kind::kNever, std::nullopt, "probe unreadable"};
+    return now + std::chrono::seconds(5);
+  }
   std::optional<MonoTime> next;
   for (auto& [unit, pool] : pools_) {
     PoolSnapshot snap = snapshot(pool, last_counters_, now);
-    Decision d = decide(snap, config_.policy_for(unit), now);
+    Decision d = decide(snap, policy_for(unit), now);
     bool dry_run_done = config_.dry_run && pool.decision.reason.rfind("dry run", 0) == 0 &&
                         d.kind == Decision::Kind::kStop;
     if (dry_run_done) continue;  // reported once per idle period
     if (d.kind == Decision::Kind::kStop && !limiter_.try_take(now)) {
       d = Decision{Decision::Kind::kWait, limiter_.next_available(now), "stop rate limit"};
+      ++stats_.deferred["rate-limit"];
       spdlog::debug("{}: due, deferred by the stop rate limit", unit);
     }
+    if (d.kind == Decision::Kind::kWait && d.reason.rfind("in flight", 0) == 0 &&
+        pool.decision.reason.rfind("in flight", 0) != 0)
+      ++stats_.deferred["in-flight"];
     if (d.kind != pool.decision.kind || d.reason.substr(0, 12) != pool.decision.reason.substr(0, 12))
       spdlog::debug("{}: {} ({})", unit, to_string(d.kind), d.reason);
     pool.decision = d;
@@ -388,6 +459,57 @@ std::optional<MonoTime> PoolManager::evaluate() {
     if (pool.decision.at && (!next || *pool.decision.at < *next)) next = pool.decision.at;
   }
   return next;
+}
+
+Result<void> PoolManager::pin(const std::string& unit, bool on) {
+  if (!pools_.count(unit)) return Error{"no pool named " + unit, ENOENT};
+  if (on) {
+    runtime_pins_.insert(unit);
+  } else {
+    runtime_pins_.erase(unit);
+  }
+  dirty_ = true;
+  spdlog::info("{} {} by idlepoolctl", unit, on ? "pinned" : "unpinned");
+  return {};
+}
+
+Result<std::string> PoolManager::stop_now(const std::string& unit) {
+  auto it = pools_.find(unit);
+  if (it == pools_.end()) return Error{"no pool named " + unit, ENOENT};
+  Pool& pool = it->second;
+  MonoTime now = deps_.now();
+  if (!read_counters()) return Error{"cannot read the probe, so in-flight work cannot be ruled out", EAGAIN};
+  PoolSnapshot snap = snapshot(pool, last_counters_, now);
+  // Every rule but the waiting ones: the operator asks for now.
+  PoolPolicy immediate = policy_for(unit);
+  immediate.idle_timeout = std::chrono::seconds(0);
+  immediate.min_uptime = std::chrono::seconds(0);
+  snap.watched_since = MonoTime{0};
+  Decision d = decide(snap, immediate, now);
+  if (d.kind != Decision::Kind::kStop) return Error{"refused: " + d.reason, EPERM};
+  pool.decision = Decision{Decision::Kind::kStop, std::nullopt, "operator"};
+  stop(pool, now);
+  if (config_.dry_run) return std::string("dry run: would stop ") + unit;
+  if (!pool.stop_requested) return Error{"systemd refused the stop: " + pool.decision.reason, EIO};
+  return "stopping " + unit;
+}
+
+std::vector<PoolAudit> PoolManager::audit() const {
+  std::vector<PoolAudit> out;
+  for (const auto& [unit, pool] : pools_) {
+    PoolAudit a;
+    a.unit = unit;
+    if (pool.sockets.empty()) a.problems.push_back("not socket-activated: no .socket unit triggers it, so it could not wake again");
+    for (const auto& sock : pool.sockets)
+      if (!sock.listening()) a.problems.push_back(sock.name + " is " + sock.active_state + ", not listening");
+    for (const auto& l : pool.listeners)
+      if (!l.id) a.problems.push_back("the probe does not watch " + l.address.to_string());
+    if (pool.safety.unsafe) a.problems.push_back(*pool.safety.unsafe);
+    if (pool.unsafe_after_stop) a.problems.push_back(*pool.unsafe_after_stop);
+    a.warnings = pool.safety.warnings;
+    out.push_back(std::move(a));
+  }
+  return out;
 }
 
 void PoolManager::reconfigure(DaemonConfig config) {
@@ -419,7 +541,12 @@ std::vector<PoolStatus> PoolManager::status() const {
     }
     s.processes = deps_.processes.processes(unit);
     s.decision = pool.decision;
-    s.policy = config_.policy_for(unit);
+    s.policy = policy_for(unit);
+    s.pinned = s.policy.pinned;
+    s.can_wake = pool.can_wake;
+    s.memory_bytes = pool.memory_bytes;
+    s.memory_released_bytes = pool.memory_released_bytes;
+    s.wake_latency = pool.wake_latency;
     s.unsafe = pool.unsafe_after_stop ? pool.unsafe_after_stop : pool.safety.unsafe;
     s.warnings = pool.safety.warnings;
     s.stop_requested = pool.stop_requested;

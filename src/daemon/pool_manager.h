@@ -4,9 +4,11 @@
 // a clock), so unit tests drive it with fakes and the daemon with the real adapters.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,19 @@ using Clock = std::function<MonoTime()>;
 using PhpFpmReader = std::function<Result<PhpFpmConfig>(const std::string& path)>;
 // Whether a unix socket path exists as a socket (post-stop check; tests fake it).
 using SocketPathCheck = std::function<bool(const std::string& path)>;
+// memory.current of a cgroup, when accounted.
+using MemoryReader = std::function<std::optional<uint64_t>(const std::string& cgroup)>;
+
+// Wake latency buckets (seconds): from the unit's start to the first accept or request.
+inline constexpr double kWakeLatencyBuckets[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+inline constexpr size_t kWakeLatencyBucketCount = sizeof(kWakeLatencyBuckets) / sizeof(double);
+
+struct LatencyHistogram {
+  std::array<uint64_t, kWakeLatencyBucketCount> buckets{};  // cumulative counts are made when exported
+  uint64_t count = 0;
+  double sum = 0;
+  void observe(double seconds);
+};
 
 struct SocketStatus {
   std::string unit;        // the .socket unit
@@ -50,6 +65,24 @@ struct PoolStatus {
   std::optional<MonoTime> last_activity;
   std::map<std::string, uint64_t> stops_by_reason;
   uint64_t wakes = 0;
+  bool pinned = false;                    // by configuration or at run time
+  bool can_wake = false;
+  std::optional<uint64_t> memory_bytes;   // its cgroup's memory.current, while it runs
+  uint64_t memory_released_bytes = 0;     // memory.current just before each of its stops, summed
+  LatencyHistogram wake_latency;
+};
+
+// Daemon-wide counts, for metrics.
+struct ManagerStats {
+  std::map<std::string, uint64_t> deferred;  // stops that were due and waited: "rate-limit", "in-flight"
+  uint64_t bus_errors = 0;                   // failed calls to systemd
+};
+
+// Stop safety of one pool, for idlepoolctl check.
+struct PoolAudit {
+  std::string unit;
+  std::vector<std::string> problems;  // it will not be stopped (or cannot wake again) because of these
+  std::vector<std::string> warnings;  // stops work, but not gracefully
 };
 
 class PoolManager {
@@ -61,6 +94,7 @@ class PoolManager {
     Clock now;
     PhpFpmReader read_php_fpm;
     SocketPathCheck socket_exists;
+    MemoryReader memory;
   };
   PoolManager(DaemonConfig config, Deps deps);
 
@@ -79,7 +113,18 @@ class PoolManager {
   // New configuration (SIGHUP): pools and their state are kept; policies and patterns change.
   void reconfigure(DaemonConfig config);
 
+  // Reads the probe and the pools' memory without deciding anything (for a metrics scrape or a status request).
+  void refresh();
+  // idlepoolctl: pins survive reloads but not restarts (pins meant to last belong in the configuration).
+  Result<void> pin(const std::string& unit, bool on);
+  // Stops `unit` now if that is safe (every rule of the policy but the idle timeout); refuses with the reason.
+  Result<std::string> stop_now(const std::string& unit);
+  std::vector<PoolAudit> audit() const;
+  bool has(const std::string& unit) const { return pools_.count(unit) > 0; }
+
   std::vector<PoolStatus> status() const;
+  const ManagerStats& stats() const { return stats_; }
+  MonoTime now() const { return deps_.now(); }
   // One line for sd_notify STATUS=.
   std::string summary() const;
 
@@ -106,6 +151,12 @@ class PoolManager {
     std::optional<MonoTime> last_activity;
     std::map<std::string, uint64_t> stops_by_reason;
     uint64_t wakes = 0;
+    std::optional<uint64_t> memory_bytes;
+    std::optional<uint64_t> memory_at_stop;
+    uint64_t memory_released_bytes = 0;
+    std::optional<MonoTime> waking_since;  // started by a connection after our stop: time its first use
+    LatencyHistogram wake_latency;
+    bool can_wake = false;
   };
 
   Result<void> load(Pool& pool);
@@ -119,12 +170,17 @@ class PoolManager {
   PoolSnapshot snapshot(Pool& pool, const std::map<sys::ListenerId, sys::ListenerSnapshot>& counters, MonoTime now);
   void stop(Pool& pool, MonoTime now);
   void after_stop(Pool& pool);
+  bool read_counters();
+  void time_wakes();
+  PoolPolicy policy_for(const std::string& unit) const;
 
   DaemonConfig config_;
   Deps deps_;
   StopRateLimiter limiter_;
   std::map<std::string, Pool> pools_;
   std::map<sys::ListenerId, sys::ListenerSnapshot> last_counters_;
+  std::set<std::string> runtime_pins_;
+  ManagerStats stats_;
   bool dirty_ = true;
 };
 

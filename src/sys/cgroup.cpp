@@ -35,6 +35,16 @@ Result<CgroupFs> CgroupFs::open() {
   return CgroupFs(*root, "/proc");
 }
 
+std::optional<uint64_t> CgroupFs::memory_current(const std::string& cgroup) {
+  auto text = read_text_file(cgroup_root_ + cgroup + "/memory.current");
+  if (!text) return std::nullopt;
+  try {
+    return std::stoull(*text);
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
 Result<std::vector<ProcessMember>> CgroupFs::members(const std::string& cgroup) {
   std::string path = cgroup_root_ + cgroup + "/cgroup.procs";
   auto text = read_text_file(path);

@@ -305,6 +305,12 @@ class Probe::Impl {
     return id;
   }
 
+  void rearm(ListenerId id) {
+    auto it = regs_.find(id);
+    if (it == regs_.end() || !it->second.listening) return;
+    bpf_map__delete_elem(loaded_.skel->maps.first_use, &it->second.cookie, sizeof(it->second.cookie), 0);
+  }
+
   Result<void> remove(ListenerId id) {
     auto it = regs_.find(id);
     if (it == regs_.end()) return Error{"no registered listener with id " + std::to_string(id), ENOENT};
@@ -371,6 +377,12 @@ class Probe::Impl {
       Tier closes_tier = reg.address.is_tcp() ? report_.tcp_closes : report_.unix_closes;
       if (closes_tier != Tier::kUnavailable) snap.closes = reg.base_closes + stats.closes;
       snap.last_activity_ns = std::max<uint64_t>(reg.base_activity_ns, stats.last_activity_ns);
+      if (reg.listening) {
+        uint64_t first = 0;
+        if (bpf_map__lookup_elem(loaded_.skel->maps.first_use, &reg.cookie, sizeof(reg.cookie), &first, sizeof(first),
+                                 0) == 0)
+          snap.first_use_ns = first;
+      }
       out.push_back(std::move(snap));
     }
     return out;
@@ -557,6 +569,7 @@ class Probe::Impl {
     auto it = kernel_.find(cookie);
     if (it == kernel_.end() || --it->second.refs > 0) return;
     bpf_map__delete_elem(loaded_.skel->maps.listeners, &cookie, sizeof(cookie), 0);
+    bpf_map__delete_elem(loaded_.skel->maps.first_use, &cookie, sizeof(cookie), 0);
     if (it->second.tcp) {
       bpf_map__delete_elem(loaded_.skel->maps.tcp_listeners, &it->second.tcp_key, sizeof(it->second.tcp_key), 0);
       adjust_port(it->second.tcp_key.port, -1);
@@ -661,5 +674,6 @@ const TierReport& Probe::tiers() const { return impl_->tiers(); }
 Result<ListenerId> Probe::add(const SocketAddress& address) { return impl_->add(address); }
 Result<void> Probe::remove(ListenerId id) { return impl_->remove(id); }
 Result<std::vector<ListenerSnapshot>> Probe::read() { return impl_->read(); }
+void Probe::rearm(ListenerId id) { impl_->rearm(id); }
 
 }  // namespace idlepool::sys

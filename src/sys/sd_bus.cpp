@@ -253,6 +253,12 @@ Result<ServiceUnit> SdBus::service(const std::string& name) {
       u.active_enter = std::chrono::microseconds(usec);
       return rr < 0 ? rr : 1;
     }
+    if (p == "InactiveExitTimestampMonotonic" && sig == "t") {
+      uint64_t usec = 0;
+      int rr = sd_bus_message_read(m, "t", &usec);
+      u.inactive_exit = std::chrono::microseconds(usec);
+      return rr < 0 ? rr : 1;
+    }
     if (p == "Job" && sig == "(uo)") {
       uint32_t id = 0;
       const char* path = nullptr;

@@ -216,6 +216,27 @@ TEST_P(ProbeTest, LastActivityFollowsRequests) {
   }
 }
 
+// To time a wake: the first accept or request after rearm() is dated, later ones do not move the date.
+TEST_P(ProbeTest, FirstUseIsDatedUntilRearmed) {
+  TestServer server(family());
+  server.start_workers(1);
+  ListenerId id = add(server.address());
+  EXPECT_EQ(snapshot(id)->first_use_ns, 0u);
+  uint64_t t0 = monotonic_ns();
+  Client(server.address()).request();
+  ASSERT_TRUE(eventually([&] { return snapshot(id)->first_use_ns != 0; }));
+  uint64_t first = snapshot(id)->first_use_ns;
+  EXPECT_GE(first, t0);
+  Client(server.address()).request();
+  ASSERT_TRUE(eventually([&] { return snapshot(id)->accepts == 2; }));
+  EXPECT_EQ(snapshot(id)->first_use_ns, first) << "a second use moved the first-use date";
+  probe().rearm(id);
+  EXPECT_EQ(snapshot(id)->first_use_ns, 0u);
+  uint64_t t1 = monotonic_ns();
+  Client(server.address()).request();
+  ASSERT_TRUE(eventually([&] { return snapshot(id)->first_use_ns >= t1; }));
+}
+
 TEST_P(ProbeTest, IgnoresUnregisteredSocketsAndKeepsRegisteredOnesApart) {
   TestServer counted(family()), other(family()), unregistered(family());
   counted.start_workers(1);

@@ -94,6 +94,9 @@ class FakeProbe final : public sys::ListenerSource {
     listeners.erase(id);
     return {};
   }
+  void rearm(sys::ListenerId id) override {
+    if (listeners.count(id)) listeners[id].first_use_ns = 0;
+  }
   Result<std::vector<sys::ListenerSnapshot>> read() override {
     if (broken) return Error{"sock_diag failed"};
     std::vector<sys::ListenerSnapshot> out;
@@ -146,7 +149,8 @@ class PoolManagerTest : public ::testing::Test {
                              c.process_control_timeout_s = 10;
                              return c;
                            },
-                           [this](const std::string& path) { return !vanished.count(path); }};
+                           [this](const std::string& path) { return !vanished.count(path); },
+                           [](const std::string&) -> std::optional<uint64_t> { return 4u << 20; }};
     return std::make_unique<PoolManager>(config, deps);
   }
   static DaemonConfig base_config() {
@@ -330,6 +334,63 @@ TEST_F(PoolManagerTest, UnitsAppearingAfterADaemonReloadArePickedUp) {
   m->on_unit_events({{sys::UnitEvent::Kind::kRemoved, "php-fpm@late.service", {}}});
   EXPECT_TRUE(m->status().empty());
   EXPECT_TRUE(probe.listeners.empty());
+}
+
+TEST_F(PoolManagerTest, PinsStopsNowAndAuditsForIdlepoolctl) {
+  add_safe_pool("php-fpm@a");
+  systemd.add_pool("php-fpm@naive", "/run/php/naive.sock", clock);
+  fpm_listen["/etc/php/php-fpm@naive.conf"] = "/run/php/naive.sock";
+  auto m = manager();
+  m->discover();
+  EXPECT_FALSE(m->pin("nope.service", true).ok());
+  ASSERT_TRUE(m->pin("php-fpm@a.service", true).ok());
+  auto refused = m->stop_now("php-fpm@a.service");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().message, "refused: pinned");
+  ASSERT_TRUE(m->pin("php-fpm@a.service", false).ok());
+  probe.at("/run/php/php-fpm@a.sock").active = 1;
+  auto busy = m->stop_now("php-fpm@a.service");
+  ASSERT_FALSE(busy.ok());
+  EXPECT_NE(busy.error().message.find("in flight"), std::string::npos);
+  probe.at("/run/php/php-fpm@a.sock").active = 0;
+  auto ok = m->stop_now("php-fpm@a.service");  // idle for 0 s: the operator does not wait for the timeout
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(systemd.stopped, std::vector<std::string>{"php-fpm@a.service"});
+  auto unsafe = m->stop_now("php-fpm@naive.service");
+  ASSERT_FALSE(unsafe.ok());
+  EXPECT_NE(unsafe.error().message.find("unsafe"), std::string::npos);
+  EXPECT_EQ(m->stop_now("nope.service").error().code, ENOENT);
+  auto audit = m->audit();
+  ASSERT_EQ(audit.size(), 2u);
+  EXPECT_TRUE(audit[0].problems.empty()) << audit[0].unit;
+  ASSERT_EQ(audit[1].problems.size(), 1u);
+  EXPECT_NE(audit[1].problems[0].find("the socket unit's own path"), std::string::npos);
+}
+
+TEST_F(PoolManagerTest, MeasuresWakeLatencyAndMemoryReleased) {
+  add_safe_pool("php-fpm@a");
+  auto m = manager();
+  m->discover();
+  clock += 61s;
+  m->evaluate();
+  systemd.set_state("php-fpm@a.service", "inactive", "dead");
+  m->on_unit_events(systemd.take_events());
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").memory_released_bytes, 4u << 20);
+  // A connection wakes it: systemd starts it at t, its first request comes 0.3 s later.
+  clock += 100s;
+  systemd.services["php-fpm@a.service"].inactive_exit = clock;
+  systemd.services["php-fpm@a.service"].active_enter = clock + 200ms;
+  systemd.set_state("php-fpm@a.service", "active", "running");
+  m->on_unit_events(systemd.take_events());
+  probe.at("/run/php/php-fpm@a.sock").first_use_ns = static_cast<uint64_t>((clock + 300ms).count());
+  clock += 1s;
+  m->refresh();
+  const auto& h = status_of(*m, "php-fpm@a.service").wake_latency;
+  EXPECT_EQ(h.count, 1u);
+  EXPECT_NEAR(h.sum, 0.3, 1e-9);
+  EXPECT_EQ(h.buckets[3], 1u);  // the 0.5 s bucket
+  m->refresh();
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").wake_latency.count, 1u) << "one wake, one observation";
 }
 
 }  // namespace

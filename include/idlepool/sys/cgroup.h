@@ -2,6 +2,7 @@
 // tracking), and tests can point it at a temporary tree instead of /sys/fs/cgroup and /proc (oomd's Fixture idea).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,8 @@ class CgroupReader {
   // The processes of `cgroup` (a path below the cgroup2 root, e.g. /system.slice/php8.2-fpm.service) with their
   // parents. Processes that exit while being read are left out. Error if the cgroup cannot be read.
   virtual Result<std::vector<ProcessMember>> members(const std::string& cgroup) = 0;
+  // memory.current of `cgroup`, if the memory controller accounts it.
+  virtual std::optional<uint64_t> memory_current(const std::string& cgroup) = 0;
 };
 
 // The real thing: cgroup.procs under the cgroup2 mount and /proc/PID/stat.
@@ -28,6 +31,7 @@ class CgroupFs final : public CgroupReader {
       : cgroup_root_(std::move(cgroup_root)), proc_root_(std::move(proc_root)) {}
 
   Result<std::vector<ProcessMember>> members(const std::string& cgroup) override;
+  std::optional<uint64_t> memory_current(const std::string& cgroup) override;
   const std::string& root() const { return cgroup_root_; }
 
  private:

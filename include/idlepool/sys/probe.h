@@ -57,6 +57,7 @@ struct ListenerSnapshot {
   uint32_t active = 0;          // accepted connections not yet closed (sock_diag, now)
   uint32_t backlog = 0;         // connections waiting to be accepted (sock_diag, now)
   uint64_t last_activity_ns = 0;  // CLOCK_MONOTONIC ns of the latest accept/request/response/close; 0 = none yet
+  uint64_t first_use_ns = 0;      // CLOCK_MONOTONIC ns of the first accept or request since rearm(); 0 = none yet
 };
 
 // What the daemon needs of the probe: a seam, so that its logic can be driven by a fake in unit tests.
@@ -66,6 +67,8 @@ class ListenerSource {
   virtual Result<ListenerId> add(const SocketAddress& address) = 0;
   virtual Result<void> remove(ListenerId id) = 0;
   virtual Result<std::vector<ListenerSnapshot>> read() = 0;
+  // Forgets the first use of `id`'s socket, so that the next one is reported (to time a wake).
+  virtual void rearm(ListenerId id) = 0;
 };
 
 class Probe final : public ListenerSource {
@@ -86,6 +89,7 @@ class Probe final : public ListenerSource {
   // Every registered listener, with gauges read now. A listener that was replaced (socket unit restarted) is
   // followed to its new socket; its counters carry on.
   Result<std::vector<ListenerSnapshot>> read() override;
+  void rearm(ListenerId id) override;
 
   class Impl;
 

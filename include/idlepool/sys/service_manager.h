@@ -25,6 +25,7 @@ struct ServiceUnit {
   std::string control_group;               // below the cgroup2 root
   std::vector<std::string> triggered_by;   // units that start it: its .socket units
   MonoTime active_enter{0};                // CLOCK_MONOTONIC of the last entry into "active"
+  MonoTime inactive_exit{0};               // CLOCK_MONOTONIC of the last start (leaving "inactive")
   std::vector<std::vector<std::string>> exec_start;  // argv of each ExecStart= command
   std::vector<std::string> environment;    // Environment=, "KEY=value"
   int kill_signal = 15;
