@@ -69,6 +69,10 @@ Result<void> validate(const DaemonConfig& c) {
   bool level_ok = false;
   for (const char* l : kLevels) level_ok |= c.log_level == l;
   if (!level_ok) return Error{"log-level '" + c.log_level + "' is not one of trace, debug, info, warn, error", EINVAL};
+  if (c.control_socket.empty() || c.control_socket[0] != '/')
+    return Error{"control-socket '" + c.control_socket + "' is not an absolute path", EINVAL};
+  if (c.metrics_listen != "off" && c.metrics_listen.rfind(':') == std::string::npos)
+    return Error{"metrics-listen '" + c.metrics_listen + "' is not HOST:PORT or off", EINVAL};
   if (c.probe_tier != "auto" && c.probe_tier != "fentry" && c.probe_tier != "sock" && c.probe_tier != "syscall")
     return Error{"probe-tier '" + c.probe_tier + "' is not one of auto, fentry, sock, syscall", EINVAL};
   return {};

@@ -21,7 +21,13 @@
 #include "idlepool/sys/process_watcher.h"
 #include "idlepool/sys/service_manager.h"
 #include "idlepool/sys/unique_fd.h"
+#include "control_server.h"
+#include "idlepool/version.h"
+#include "metrics.h"
 #include "pool_manager.h"
+#include "status_json.h"
+
+#include <grp.h>
 
 namespace idlepool::daemon {
 namespace {
@@ -48,7 +54,9 @@ class SyslogPriorityFlag final : public spdlog::custom_flag_formatter {
   std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<SyslogPriorityFlag>(); }
 };
 
-enum Source : uint64_t { kSignal = 1, kTimer, kBus, kProcesses, kWatchdog };
+enum Source : uint64_t { kSignal = 1, kTimer, kBus, kProcesses, kWatchdog, kControl, kMetrics };
+// Control clients are tagged kControlClient + fd.
+constexpr uint64_t kControlClient = uint64_t{1} << 32;
 
 }  // namespace
 
@@ -75,6 +83,8 @@ class Daemon::Impl {
   std::unique_ptr<sys::ProcessWatcher> watcher;
   std::unique_ptr<sys::SdBus> bus;
   std::unique_ptr<PoolManager> manager;
+  std::unique_ptr<ControlServer> control;
+  std::unique_ptr<metrics::Exporter> exporter;
   sys::UniqueFd epoll, signals, timer, watchdog;
   uint32_t bus_events = 0;
   std::string last_status;
@@ -122,11 +132,11 @@ class Daemon::Impl {
     sd_notifyf(0, "STATUS=%s", status.c_str());
   }
 
-  void reload() {
+  Result<void> reload() {
     auto inv = parse_invocation(args);
     if (!inv) {
       spdlog::error("reload: {}; keeping the running configuration", inv.error().message);
-      return;
+      return inv.error();
     }
     sd_notify(0, "RELOADING=1");
     spdlog::set_level(spdlog::level::from_str(inv->config.log_level));
@@ -135,6 +145,92 @@ class Daemon::Impl {
     manager->reconfigure(inv->config);
     spdlog::info("configuration reloaded from {}", inv->config_path);
     sd_notify(0, "READY=1");
+    return {};
+  }
+
+  metrics::Snapshot metrics_snapshot() {
+    metrics::Snapshot s;
+    s.pools = manager->status();
+    s.manager = manager->stats();
+    s.tiers = probe->tiers();
+    s.processes = watcher->stats();
+    s.now = manager->now();
+    s.version = IDLEPOOL_VERSION;
+    return s;
+  }
+
+  static wire::ControlResponse failure(const std::string& code, const std::string& error) {
+    wire::ControlResponse r;
+    r.ok = false;
+    r.code = code;
+    r.error = error;
+    return r;
+  }
+
+  // idlepoolctl's verbs.
+  wire::ControlResponse handle(const wire::ControlRequest& req) {
+    using wire::Verb;
+    wire::ControlResponse ok;
+    MonoTime now = manager->now();
+    if (wire::verb_needs_pool(req.verb) && !manager->has(req.pool))
+      return failure("unknown-pool", "no pool named " + req.pool + " is managed");
+    switch (req.verb) {
+      case Verb::kStatus:
+      case Verb::kShow: {
+        manager->refresh();
+        nlohmann::json pools = nlohmann::json::array();
+        for (const auto& p : manager->status()) {
+          if (req.verb == Verb::kShow && p.unit != req.pool) continue;
+          pools.push_back(to_json(p, now));
+        }
+        if (req.verb == Verb::kShow) {
+          ok.result = pools.at(0);
+          return ok;
+        }
+        ok.result = {{"pools", pools},
+                     {"summary", manager->summary()},
+                     {"probe",
+                      {{"accepts", sys::to_string(probe->tiers().accepts)},
+                       {"requests", sys::to_string(probe->tiers().requests)}}},
+                     {"version", IDLEPOOL_VERSION}};
+        return ok;
+      }
+      case Verb::kList: {
+        nlohmann::json names = nlohmann::json::array();
+        for (const auto& p : manager->status()) names.push_back(p.unit);
+        ok.result = {{"pools", names}};
+        return ok;
+      }
+      case Verb::kPin:
+      case Verb::kUnpin: {
+        bool on = req.verb == Verb::kPin;
+        if (auto r = manager->pin(req.pool, on); !r) return failure("unknown-pool", r.error().message);
+        ok.result = {{"pool", req.pool}, {"pinned", on}};
+        return ok;
+      }
+      case Verb::kStop: {
+        auto r = manager->stop_now(req.pool);
+        if (!r) return failure(r.error().code == ENOENT ? "unknown-pool" : "refused", r.error().message);
+        ok.result = {{"pool", req.pool}, {"message", *r}};
+        return ok;
+      }
+      case Verb::kCheck: {
+        nlohmann::json pools = nlohmann::json::array();
+        bool all_ok = true;
+        for (const auto& a : manager->audit()) {
+          all_ok &= a.problems.empty();
+          pools.push_back(to_json(a));
+        }
+        ok.result = {{"ok", all_ok}, {"pools", pools}};
+        return ok;
+      }
+      case Verb::kReload: {
+        if (auto r = reload(); !r) return failure("failed", r.error().message);
+        ok.result = {{"message", "configuration reloaded"}};
+        return ok;
+      }
+    }
+    return failure("bad-request", "unhandled verb");
   }
 };
 
@@ -193,6 +289,22 @@ Result<std::unique_ptr<Daemon>> Daemon::create(const Invocation& invocation, std
                  impl->watch(impl->bus->fd(), impl->bus_events, kBus),
                  impl->watch(impl->watcher->fd(), EPOLLIN, kProcesses)})
     if (!r) return r.error();
+  std::optional<gid_t> group;
+  if (!config.control_group.empty()) {
+    struct group* g = getgrnam(config.control_group.c_str());
+    if (g == nullptr) return Error{"control-group '" + config.control_group + "' does not exist", ENOENT};
+    group = g->gr_gid;
+  }
+  auto control = ControlServer::open(config.control_socket, group, impl->epoll.get(), kControl, kControlClient);
+  if (!control) return control.error();
+  impl->control = std::move(*control);
+  if (config.metrics_listen != "off") {
+    auto exporter = metrics::Exporter::start(config.metrics_listen);
+    if (!exporter) return exporter.error();
+    impl->exporter = std::move(*exporter);
+    if (auto r = impl->watch(impl->exporter->request_fd(), EPOLLIN, kMetrics); !r) return r.error();
+    spdlog::info("metrics on http://{}/metrics", config.metrics_listen);
+  }
   uint64_t watchdog_usec = 0;
   if (sd_watchdog_enabled(0, &watchdog_usec) > 0) {
     impl->watchdog.reset(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
@@ -215,10 +327,12 @@ int Daemon::run() {
   d.notify_status();
   spdlog::info("ready: {}", d.last_status);
   for (;;) {
-    d.arm_timer(next);
+    std::optional<MonoTime> wake = next;
+    if (auto c = d.control->expire(d.manager->now()); c && (!wake || *c < *wake)) wake = c;
+    d.arm_timer(wake);
     d.rearm_bus();
-    epoll_event events[8];
-    int n = epoll_wait(d.epoll.get(), events, 8, d.bus_timeout_ms());
+    epoll_event events[16];
+    int n = epoll_wait(d.epoll.get(), events, 16, d.bus_timeout_ms());
     if (n < 0) {
       if (errno == EINTR) continue;
       spdlog::critical("epoll_wait: {}", std::strerror(errno));
@@ -226,12 +340,18 @@ int Daemon::run() {
     }
     bool due = false;
     for (int i = 0; i < n; ++i) {
+      if (events[i].data.u64 >= kControlClient) {
+        int fd = static_cast<int>(events[i].data.u64 - kControlClient);
+        d.control->on_client_event(fd, events[i].events,
+                                   [&](const wire::ControlRequest& req) { return d.handle(req); });
+        continue;
+      }
       switch (events[i].data.u64) {
         case kSignal: {
           signalfd_siginfo si{};
           while (read(d.signals.get(), &si, sizeof(si)) == sizeof(si)) {
             if (si.ssi_signo == SIGHUP) {
-              d.reload();
+              (void)d.reload();
               due = true;
               continue;
             }
@@ -253,6 +373,13 @@ int Daemon::run() {
           sd_notify(0, "WATCHDOG=1");
           break;
         }
+        case kControl:
+          d.control->on_listen_readable(d.manager->now());
+          break;
+        case kMetrics:
+          d.manager->refresh();
+          d.exporter->publish(d.metrics_snapshot());
+          break;
         case kProcesses: {
           auto got = d.watcher->on_readable();
           if (!got) {

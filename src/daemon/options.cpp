@@ -28,7 +28,10 @@ po::options_description settings() {
       ("stop-burst", po::value<double>(), "stops allowed at once before the limit applies (4)")
       ("dry-run", po::value<bool>()->implicit_value(true), "log the stops instead of doing them")
       ("probe-tier", po::value<std::string>(), "kernel probe hooks: auto, fentry, sock or syscall")
-      ("log-level", po::value<std::string>(), "trace, debug, info, warn or error (info)");
+      ("log-level", po::value<std::string>(), "trace, debug, info, warn or error (info)")
+      ("control-socket", po::value<std::string>(), "idlepoolctl's socket (/run/idlepool/control.sock)")
+      ("control-group", po::value<std::string>(), "group allowed to use the control socket (default: root only)")
+      ("metrics-listen", po::value<std::string>(), "Prometheus metrics on HOST:PORT, or off (127.0.0.1:10071)");
   return d;
 }
 
@@ -200,10 +203,13 @@ Result<Invocation> parse_invocation(const std::vector<std::string>& args) {
   if (vm.count("dry-run")) c.dry_run = vm["dry-run"].as<bool>();
   if (vm.count("probe-tier")) c.probe_tier = vm["probe-tier"].as<std::string>();
   if (vm.count("log-level")) c.log_level = vm["log-level"].as<std::string>();
+  if (vm.count("control-socket")) c.control_socket = vm["control-socket"].as<std::string>();
+  if (vm.count("control-group")) c.control_group = vm["control-group"].as<std::string>();
+  if (vm.count("metrics-listen")) c.metrics_listen = vm["metrics-listen"].as<std::string>();
   if (auto v = validate(c); !v) {
     // Name the line of the setting the message is about, when the file set it.
     for (const char* key : {"idle-timeout", "max-stops-per-second", "stop-burst", "log-level", "probe-tier",
-                            "unit-pattern", "unit"})
+                            "unit-pattern", "unit", "control-socket", "metrics-listen"})
       if (v.error().message.rfind(key, 0) == 0 || v.error().message.find(std::string(key) + " '") != std::string::npos)
         return fail(key, v.error());
     return Error{(inv.config_file_found ? inv.config_path + ": " : std::string()) + v.error().message, EINVAL};

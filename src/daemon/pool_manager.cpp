@@ -22,16 +22,6 @@ std::string seconds_ago(MonoTime now, MonoTime then) {
 
 }  // namespace
 
-void LatencyHistogram::observe(double seconds) {
-  for (size_t i = 0; i < kWakeLatencyBucketCount; ++i)
-    if (seconds <= kWakeLatencyBuckets[i]) {
-      ++buckets[i];
-      break;
-    }
-  ++count;
-  sum += seconds;
-}
-
 PoolPolicy PoolManager::policy_for(const std::string& unit) const {
   PoolPolicy p = config_.policy_for(unit);
   if (runtime_pins_.count(unit)) p.pinned = true;

@@ -95,10 +95,11 @@ PHP
 cat >"$tree/srv/idlepool/slow.php" <<'PHP'
 <?php $s = (int)($_GET["s"] ?? 10); sleep($s); echo "slept $s\n";
 PHP
-cp "$here/guest/scenarios.sh" "$tree/usr/local/lib/idlepool-e2e/scenarios.sh"
-chmod +x "$tree/usr/local/lib/idlepool-e2e/scenarios.sh"
+cp "$here/guest/scenarios.sh" "$here/guest/check_status.py" "$here/guest/control_garbage.py" \
+  "$tree/usr/local/lib/idlepool-e2e/"
+chmod +x "$tree/usr/local/lib/idlepool-e2e/"*
 
-systemd_guest_tree "$tree" /usr/local/lib/idlepool-e2e/scenarios.sh
+systemd_guest_tree "$tree" "env IDLEPOOLCTL=$build/src/idlepoolctl /usr/local/lib/idlepool-e2e/scenarios.sh"
 start=$SECONDS
 systemd_guest_boot "$tree" "$work/serial.log" "$timeout_s"
 took=$((SECONDS - start))

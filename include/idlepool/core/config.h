@@ -37,6 +37,11 @@ struct DaemonConfig {
   std::string probe_tier = "auto";
   // Pools named on the command line with --pin (kept apart from [pool] sections so a reload keeps them).
   std::vector<std::string> pinned;
+  // idlepoolctl's socket; root only, unless a group is named.
+  std::string control_socket = "/run/idlepool/control.sock";
+  std::string control_group;
+  // Prometheus metrics: host:port, or "off". 9100-9999 are all allocated in Prometheus' port list; 10071 is not.
+  std::string metrics_listen = "127.0.0.1:10071";
 
   PoolPolicy policy_for(const std::string& unit) const;
 };

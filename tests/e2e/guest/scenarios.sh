@@ -31,6 +31,16 @@ wait_state() {  # UNIT STATE TIMEOUT_S: 0 when UNIT reaches STATE in time
   return 1
 }
 journal_has() { journalctl -u idlepoold --no-pager -o cat | grep -q -- "$1"; }
+CTL=${IDLEPOOLCTL:?}
+# A field of idlepoolctl's JSON, by a Python expression on `j`.
+jfield() {  # EXPR VERB...
+  local expr=$1
+  shift
+  "$CTL" --json=short "$@" | python3 -c "import json,sys; j=json.load(sys.stdin); print($expr)"
+}
+metric() {  # SERIES (exact, with labels): its value, or "absent"
+  curl -fsS http://127.0.0.1:10071/metrics | awk -v s="$1" '$1 == s {print $2; found=1} END {if (!found) print "absent"}'
+}
 dump() {
   echo "---- idlepoold journal ----"
   journalctl -u idlepoold --no-pager -o cat | tail -n 40 | sed 's/^/  /'
@@ -149,6 +159,90 @@ if wait_state vanish.service inactive 40; then
 else
   fail "vanished-socket-restored: vanish.service was never stopped ($(state vanish.service))"
 fi
+
+# ---- idlepoolctl and metrics ----
+lib=/usr/local/lib/idlepool-e2e
+"$CTL" status >/tmp/status.txt
+rc=$?
+check "ctl-status-table" "exit $rc; $(head -n1 /tmp/status.txt | tr -s ' '); $(tail -n1 /tmp/status.txt)" \
+  bash -c "(( $rc == 0 )) && grep -q '^POOL' /tmp/status.txt && grep -q '^php-fpm@alias.service' /tmp/status.txt && grep -q 'pools listed' /tmp/status.txt"
+"$CTL" --json=short status >/tmp/status.json
+check "ctl-status-json" "$(python3 $lib/check_status.py /tmp/status.json 2>&1 | tail -n1)" python3 $lib/check_status.py /tmp/status.json
+
+before=$(jfield "j['requests']" show php-fpm-seed.service)
+for i in 1 2 3 4 5; do fcgi 127.0.0.1:8888 hello.php >/dev/null; done
+after=$(jfield "j['requests']" show php-fpm-seed.service)
+curl -sS -m 10 -o /tmp/metrics.txt -w '%{http_code}' http://127.0.0.1:10071/metrics >/tmp/curl.code 2>/tmp/curl.err
+scraped=$(awk '$1 == "idlepool_pool_requests_total{pool=\"php-fpm-seed.service\",socket=\"127.0.0.1:8888\"}" {print $2}' /tmp/metrics.txt)
+check "requests-counted" "5 requests: idlepoolctl $before -> $after, metrics '$scraped' (http $(cat /tmp/curl.code) $(cat /tmp/curl.err))" \
+  bash -c "(( $after == $before + 5 )) && [[ '$scraped' == '$after' ]]"
+if [[ -z $scraped ]]; then
+  echo "  ---- metrics diagnosis ----"
+  ss -ltnp | sed 's/^/  /'
+  journalctl -u idlepoold -o cat --no-pager | tail -n 15 | sed 's/^/  /'
+fi
+stops_ctl=$(jfield "j['stops'].get('idle', 0)" show php-fpm@alias.service)
+stops=$(metric 'idlepool_pool_stops_total{pool="php-fpm@alias.service",reason="idle"}')
+check "stops-in-metrics" "stops_total{alias,idle} = $stops, idlepoolctl says $stops_ctl" \
+  bash -c "[[ '$stops' == '$stops_ctl' ]] && (( $stops_ctl >= 1 ))"
+# A stopped pool woken by a request: the time from its start to its first request is a wake-latency observation.
+state php-fpm@alias.service >/tmp/alias-state
+t=$(now)
+fcgi /run/php/alias.sock hello.php >/dev/null
+woke_in=$(since "$t")
+latency=$(metric 'idlepool_pool_wake_latency_seconds_count{pool="php-fpm@alias.service"}')
+lsum=$(metric 'idlepool_pool_wake_latency_seconds_sum{pool="php-fpm@alias.service"}')
+check "wake-latency" "alias was $(cat /tmp/alias-state), a request woke it in ${woke_in}s; wake_latency count $latency, sum ${lsum}s" \
+  bash -c "test \"\$(cat /tmp/alias-state)\" = inactive && [[ '$latency' == 1 ]] && awk -v s='$lsum' -v w='$woke_in' 'BEGIN { exit !(s > 0 && s <= w) }'"
+released=$(metric 'idlepool_pool_memory_released_bytes_total{pool="php-fpm@alias.service"}')
+check "memory-released" "memory released by alias' stops: $released bytes" bash -c "[[ '$released' != absent ]] && (( ${released%.*} > 0 ))"
+curl -fsS http://127.0.0.1:10071/metrics >/tmp/metrics.txt
+check "metrics-parse" "promtool on $(wc -l </tmp/metrics.txt) lines: $(promtool check metrics </tmp/metrics.txt 2>&1 | head -n2 | tr '\n' ' ')" \
+  bash -c 'test -s /tmp/metrics.txt && promtool check metrics </tmp/metrics.txt'
+check "metrics-names" "$(grep -c '^# TYPE idlepool_' /tmp/metrics.txt) idlepool families; $(grep '^idlepool_probe_tier.*accepts' /tmp/metrics.txt)" \
+  bash -c "grep -q '^idlepool_build_info{version=' /tmp/metrics.txt && grep -q '^idlepool_probe_tier{counter=\"accepts\",tier=\"fentry\"} 1' /tmp/metrics.txt"
+
+"$CTL" check >/tmp/check.txt
+rc=$?
+check "ctl-check" "exit $rc; $(grep naive /tmp/check.txt | cut -c1-90)" \
+  bash -c "(( $rc == 1 )) && grep -q '^php-fpm@naive.service  *UNSAFE' /tmp/check.txt && grep -q '^php-fpm@alias.service  *safe' /tmp/check.txt"
+
+"$CTL" pin php-fpm-seed.service >/dev/null
+fcgi 127.0.0.1:8888 hello.php >/dev/null
+sleep 9
+pinned=$(jfield "j['pinned']" show php-fpm-seed.service)
+check "ctl-pin" "pinned php-fpm-seed is $(state php-fpm-seed.service) 9 s after its last request (idle-timeout 6s), pinned=$pinned" \
+  bash -c "test '$(state php-fpm-seed.service)' = active && test '$pinned' = True"
+"$CTL" unpin php-fpm-seed.service >/dev/null
+if wait_state php-fpm-seed.service inactive 20; then pass "ctl-unpin: stopped once unpinned"; else fail "ctl-unpin: still $(state php-fpm-seed.service)"; fi
+
+fcgi /run/php/alias.sock hello.php >/dev/null
+t=$(now)
+msg=$("$CTL" stop php-fpm@alias.service)
+rc=$?
+wait_state php-fpm@alias.service inactive 10
+check "ctl-stop" "exit $rc, '$msg', php-fpm@alias $(state php-fpm@alias.service) $(since "$t")s later (idle-timeout not reached)" \
+  bash -c "(( $rc == 0 )) && test '$(state php-fpm@alias.service)' = inactive"
+"$CTL" stop php-fpm@naive.service 2>/tmp/refused.txt
+rc=$?
+check "ctl-stop-refused" "exit $rc: $(cut -c1-100 /tmp/refused.txt)" \
+  bash -c "(( $rc == 1 )) && grep -q unsafe /tmp/refused.txt && test '$(state php-fpm@naive.service)' = active"
+"$CTL" show nope.service 2>/tmp/unknown.txt
+rc=$?
+check "ctl-unknown-pool" "exit $rc: $(cat /tmp/unknown.txt)" test "$rc" -eq 4
+"$CTL" --no-legend list >/tmp/list.txt
+check "ctl-list" "$(tr '\n' ' ' </tmp/list.txt)" bash -c "test \$(wc -l </tmp/list.txt) -eq 4 && ! grep -q POOL /tmp/list.txt"
+
+# Garbage on the control socket: an error reply or a closed connection, never a disturbed daemon.
+python3 $lib/control_garbage.py >/tmp/garbage.txt 2>&1
+check "control-garbage" "$(tr '\n' '|' </tmp/garbage.txt | cut -c1-220)" grep -q '^all answered as expected' /tmp/garbage.txt
+check "control-survives" "after the garbage: $("$CTL" --no-legend list | wc -l) pools listed, idlepoold $(state idlepoold)" \
+  bash -c "$CTL list >/dev/null && test '$(state idlepoold)' = active"
+systemctl stop idlepoold
+"$CTL" status 2>/tmp/notrunning.txt
+rc=$?
+check "ctl-not-running" "exit $rc: $(cat /tmp/notrunning.txt)" test "$rc" -eq 3
+systemctl start idlepoold
 
 ((failures == 0)) || dump
 echo "IDLEPOOL-E2E: $failures failed"

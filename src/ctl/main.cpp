@@ -1,0 +1,203 @@
+// idlepoolctl: asks idlepoold, over its control socket, what it knows and does. Verbs as systemd's networkctl:
+//   status (default)   a table of every pool          show POOL     everything about one pool
+//   list               pool names                      check         stop safety of every pool (exit 1 if unsafe)
+//   pin POOL / unpin POOL   never / again stop it      stop POOL     stop it now if that is safe
+//   reload             reload idlepoold's configuration
+// Exit codes (as systemctl): 0 ok, 1 failure, 3 idlepoold not running, 4 unknown pool; 2 bad command line.
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "idlepool/sys/unique_fd.h"
+#include "idlepool/version.h"
+#include "idlepool/wire/control_protocol.h"
+#include "render.h"
+
+namespace po = boost::program_options;
+using idlepool::wire::Verb;
+
+namespace {
+
+constexpr int kOk = 0, kFailure = 1, kUsage = 2, kNotRunning = 3, kUnknownPool = 4;
+
+struct VerbSpec {
+  const char* name;
+  Verb verb;
+  bool needs_pool;
+  const char* help;
+};
+constexpr VerbSpec kVerbs[] = {
+    {"status", Verb::kStatus, false, "show every pool (default)"},
+    {"list", Verb::kList, false, "list pool names"},
+    {"show", Verb::kShow, true, "show everything about POOL"},
+    {"pin", Verb::kPin, true, "never stop POOL (until unpinned or idlepoold restarts)"},
+    {"unpin", Verb::kUnpin, true, "let idlepoold stop POOL again"},
+    {"stop", Verb::kStop, true, "stop POOL now if that is safe; refuse with the reason if not"},
+    {"check", Verb::kCheck, false, "audit every pool's stop safety; exit 1 if any is unsafe"},
+    {"reload", Verb::kReload, false, "reload idlepoold's configuration"},
+};
+
+std::string usage(const po::options_description& options) {
+  std::ostringstream o;
+  o << "Usage: idlepoolctl [OPTIONS] [VERB] [POOL]\nAsks idlepoold what it knows about its pools.\n\nVerbs:\n";
+  for (const auto& v : kVerbs) o << "  " << v.name << (v.needs_pool ? " POOL" : "") << std::string(12 - std::strlen(v.name) - (v.needs_pool ? 5 : 0), ' ') << v.help << "\n";
+  o << "\n" << options;
+  return o.str();
+}
+
+struct Reply {
+  int exit_code = kOk;
+  std::string line;
+};
+
+// One request, one response line.
+Reply ask(const std::string& socket_path, const std::string& request) {
+  idlepool::sys::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof(sun.sun_path)) {
+    std::cerr << "idlepoolctl: socket path too long: " << socket_path << "\n";
+    return {kUsage, {}};
+  }
+  std::memcpy(sun.sun_path, socket_path.c_str(), socket_path.size());
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0) {
+    int err = errno;
+    if (err == ENOENT || err == ECONNREFUSED) {
+      std::cerr << "idlepoolctl: idlepoold is not running (nothing answers on " << socket_path << ")\n";
+      return {kNotRunning, {}};
+    }
+    std::cerr << "idlepoolctl: cannot connect to " << socket_path << ": " << std::strerror(err)
+              << (err == EACCES ? " (root, or the control group, may use it)" : "") << "\n";
+    return {kFailure, {}};
+  }
+  size_t off = 0;
+  while (off < request.size()) {
+    ssize_t n = ::send(fd.get(), request.data() + off, request.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      std::cerr << "idlepoolctl: cannot send to idlepoold: " << std::strerror(errno) << "\n";
+      return {kFailure, {}};
+    }
+    off += static_cast<size_t>(n);
+  }
+  std::string line;
+  char buf[65536];
+  for (;;) {
+    pollfd p{fd.get(), POLLIN, 0};
+    if (::poll(&p, 1, 30000) == 0) {
+      std::cerr << "idlepoolctl: idlepoold did not answer within 30 s\n";
+      return {kFailure, {}};
+    }
+    ssize_t n = ::recv(fd.get(), buf, sizeof(buf), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    line.append(buf, static_cast<size_t>(n));
+  }
+  return {kOk, line};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string json_mode = "off", socket_path = "/run/idlepool/control.sock";
+  std::vector<std::string> words;
+  po::options_description visible("Options");
+  visible.add_options()("help,h", "show this help and exit")("version", "show the version and exit")(
+      "json", po::value(&json_mode)->implicit_value("pretty"), "print JSON: pretty, short or off")(
+      "no-legend", "print no header and footer")("socket", po::value(&socket_path), "idlepoold's control socket");
+  po::options_description all;
+  all.add(visible).add_options()("words", po::value(&words));
+  po::positional_options_description positional;
+  positional.add("words", -1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "idlepoolctl: " << e.what() << "\n";
+    return kUsage;
+  }
+  if (vm.count("help")) {
+    std::cout << usage(visible);
+    return kOk;
+  }
+  if (vm.count("version")) {
+    std::cout << "idlepoolctl " << IDLEPOOL_VERSION << "\n";
+    return kOk;
+  }
+  if (json_mode != "off" && json_mode != "pretty" && json_mode != "short") {
+    std::cerr << "idlepoolctl: --json takes pretty, short or off, not '" << json_mode << "'\n";
+    return kUsage;
+  }
+  std::string verb_name = words.empty() ? "status" : words[0];
+  const VerbSpec* spec = nullptr;
+  for (const auto& v : kVerbs)
+    if (verb_name == v.name) spec = &v;
+  if (!spec) {
+    std::cerr << "idlepoolctl: unknown verb '" << verb_name << "'\n" << usage(visible);
+    return kUsage;
+  }
+  size_t args = words.empty() ? 0 : words.size() - 1;
+  if (spec->needs_pool ? args != 1 : args != 0) {
+    std::cerr << "idlepoolctl: " << spec->name << (spec->needs_pool ? " takes one POOL" : " takes no argument")
+              << "\n";
+    return kUsage;
+  }
+  idlepool::wire::ControlRequest request{spec->verb, spec->needs_pool ? words[1] : std::string()};
+  Reply reply = ask(socket_path, idlepool::wire::encode_control_request(request));
+  if (reply.exit_code != kOk) return reply.exit_code;
+  auto response = idlepool::wire::parse_control_response(reply.line);
+  if (!response) {
+    std::cerr << "idlepoolctl: " << response.error().message << "\n";
+    return kFailure;
+  }
+  if (!response->ok) {
+    if (json_mode != "off") {
+      nlohmann::json j = {{"ok", false}, {"code", response->code}, {"error", response->error}};
+      std::cout << (json_mode == "pretty" ? j.dump(2) : j.dump()) << "\n";
+    }
+    std::cerr << "idlepoolctl: " << response->error << "\n";
+    return response->code == "unknown-pool" ? kUnknownPool : kFailure;
+  }
+  const auto& result = response->result;
+  if (json_mode != "off") {
+    std::cout << (json_mode == "pretty" ? result.dump(2) : result.dump()) << "\n";
+  } else {
+    idlepool::ctl::RenderOptions options;
+    options.legend = vm.count("no-legend") == 0;
+    switch (spec->verb) {
+      case Verb::kStatus:
+        std::cout << idlepool::ctl::render_status(result, options);
+        break;
+      case Verb::kShow:
+        std::cout << idlepool::ctl::render_show(result);
+        break;
+      case Verb::kList:
+        std::cout << idlepool::ctl::render_list(result, options);
+        break;
+      case Verb::kCheck:
+        std::cout << idlepool::ctl::render_check(result, options);
+        break;
+      case Verb::kPin:
+      case Verb::kUnpin:
+        std::cout << request.pool << (spec->verb == Verb::kPin ? " pinned" : " unpinned") << "\n";
+        break;
+      case Verb::kStop:
+      case Verb::kReload:
+        std::cout << result.value("message", std::string("done")) << "\n";
+        break;
+    }
+  }
+  if (spec->verb == Verb::kCheck && !result.value("ok", false)) return kFailure;
+  return kOk;
+}

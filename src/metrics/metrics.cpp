@@ -1,0 +1,212 @@
+#include "metrics.h"
+
+#include <prometheus/collectable.h>
+#include <prometheus/exposer.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <deque>
+#include <limits>
+
+namespace idlepool::metrics {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+ClientMetric value(std::vector<ClientMetric::Label> labels, double v, MetricType type) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  if (type == MetricType::Counter) {
+    m.counter.value = v;
+  } else {
+    m.gauge.value = v;
+  }
+  return m;
+}
+
+// Families are filled through references while later ones are added: a deque keeps those references valid.
+struct Families {
+  std::deque<MetricFamily> list;
+  MetricFamily& add(const std::string& name, const std::string& help, MetricType type) {
+    list.push_back(MetricFamily{name, help, type, {}});
+    return list.back();
+  }
+};
+
+double seconds(MonoTime d) { return std::chrono::duration<double>(d).count(); }
+
+}  // namespace
+
+std::vector<MetricFamily> build(const Snapshot& s) {
+  Families f;
+  auto& info = f.add("idlepool_build_info", "idlepool version", MetricType::Gauge);
+  info.metric.push_back(value({{"version", s.version}}, 1, MetricType::Gauge));
+
+  auto& tier = f.add("idlepool_probe_tier", "Hook tier of each probe counter (1 for the tier in use)", MetricType::Gauge);
+  for (auto [counter, t] : {std::pair{"accepts", s.tiers.accepts}, std::pair{"requests", s.tiers.requests},
+                            std::pair{"tcp_closes", s.tiers.tcp_closes}, std::pair{"unix_closes", s.tiers.unix_closes}})
+    tier.metric.push_back(value({{"counter", counter}, {"tier", std::string(sys::to_string(t))}}, 1, MetricType::Gauge));
+
+  f.add("idlepool_process_events_total", "Process-connector events read", MetricType::Counter)
+      .metric.push_back(value({}, static_cast<double>(s.processes.connector.events), MetricType::Counter));
+  f.add("idlepool_process_events_lost_total", "Process-connector events lost (netlink overruns)", MetricType::Counter)
+      .metric.push_back(value({}, static_cast<double>(s.processes.connector.lost), MetricType::Counter));
+  f.add("idlepool_process_overruns_total", "Netlink receive-buffer overruns of the process connector",
+        MetricType::Counter)
+      .metric.push_back(value({}, static_cast<double>(s.processes.connector.overruns), MetricType::Counter));
+  f.add("idlepool_process_resyncs_total", "Pools resynchronised from their cgroups", MetricType::Counter)
+      .metric.push_back(value({}, static_cast<double>(s.processes.resyncs), MetricType::Counter));
+  f.add("idlepool_bus_errors_total", "Failed calls to systemd", MetricType::Counter)
+      .metric.push_back(value({}, static_cast<double>(s.manager.bus_errors), MetricType::Counter));
+  auto& deferred = f.add("idlepool_decisions_deferred_total", "Stops that were due and waited, by why",
+                         MetricType::Counter);
+  for (const char* why : {"rate-limit", "in-flight"}) {
+    auto it = s.manager.deferred.find(why);
+    deferred.metric.push_back(
+        value({{"reason", why}}, it == s.manager.deferred.end() ? 0 : static_cast<double>(it->second), MetricType::Counter));
+  }
+
+  auto& up = f.add("idlepool_pool_up", "1 if the pool's service is running", MetricType::Gauge);
+  auto& state = f.add("idlepool_pool_state", "The pool service's systemd state (1 for the current one)", MetricType::Gauge);
+  auto& pinned = f.add("idlepool_pool_pinned", "1 if the pool is never stopped", MetricType::Gauge);
+  auto& safe = f.add("idlepool_pool_stop_safe", "1 if the pool can be stopped safely (it can wake, nothing unsafe)",
+                     MetricType::Gauge);
+  auto& accepts = f.add("idlepool_pool_accepts_total", "Connections accepted on the pool's socket", MetricType::Counter);
+  auto& requests = f.add("idlepool_pool_requests_total",
+                         "Request cycles on the pool's socket (absent where the probe tier cannot count them)",
+                         MetricType::Counter);
+  auto& active = f.add("idlepool_pool_active_connections", "Accepted connections not yet closed", MetricType::Gauge);
+  auto& backlog = f.add("idlepool_pool_backlog_connections", "Connections waiting to be accepted", MetricType::Gauge);
+  auto& processes = f.add("idlepool_pool_processes", "Processes of the pool alive", MetricType::Gauge);
+  auto& workers = f.add("idlepool_pool_workers", "Processes of the pool besides its main one", MetricType::Gauge);
+  auto& idle = f.add("idlepool_pool_idle_seconds", "Seconds since the last accept, request or close", MetricType::Gauge);
+  auto& stop_in = f.add("idlepool_pool_stop_in_seconds", "Seconds until the planned stop (absent if none is planned)",
+                        MetricType::Gauge);
+  auto& stops = f.add("idlepool_pool_stops_total", "Stops of the pool by idlepool, by reason", MetricType::Counter);
+  auto& wakes = f.add("idlepool_pool_wakes_total", "Starts of the pool by a connection after idlepool stopped it",
+                      MetricType::Counter);
+  auto& latency = f.add("idlepool_pool_wake_latency_seconds",
+                        "From the start of a stopped pool to its first accept or request", MetricType::Histogram);
+  auto& memory = f.add("idlepool_pool_memory_bytes", "memory.current of the pool's cgroup while it runs",
+                       MetricType::Gauge);
+  auto& released = f.add("idlepool_pool_memory_released_bytes_total",
+                         "memory.current of the pool's cgroup just before each of its stops, summed", MetricType::Counter);
+  double released_total = 0;
+  for (const auto& p : s.pools) {
+    std::vector<ClientMetric::Label> pool{{"pool", p.unit}};
+    up.metric.push_back(value(pool, p.running ? 1 : 0, MetricType::Gauge));
+    state.metric.push_back(value({{"pool", p.unit}, {"state", p.active_state}}, 1, MetricType::Gauge));
+    pinned.metric.push_back(value(pool, p.pinned ? 1 : 0, MetricType::Gauge));
+    safe.metric.push_back(value(pool, p.can_wake && !p.unsafe ? 1 : 0, MetricType::Gauge));
+    for (const auto& sock : p.sockets) {
+      std::vector<ClientMetric::Label> labels{{"pool", p.unit}, {"socket", sock.address.to_string()}};
+      if (!sock.counters) continue;
+      const auto& c = *sock.counters;
+      accepts.metric.push_back(value(labels, static_cast<double>(c.accepts), MetricType::Counter));
+      if (c.requests) requests.metric.push_back(value(labels, static_cast<double>(*c.requests), MetricType::Counter));
+      active.metric.push_back(value(labels, c.active, MetricType::Gauge));
+      backlog.metric.push_back(value(labels, c.backlog, MetricType::Gauge));
+    }
+    if (p.processes) {
+      processes.metric.push_back(value(pool, p.processes->processes, MetricType::Gauge));
+      workers.metric.push_back(value(pool, p.processes->workers, MetricType::Gauge));
+    } else {
+      processes.metric.push_back(value(pool, 0, MetricType::Gauge));
+      workers.metric.push_back(value(pool, 0, MetricType::Gauge));
+    }
+    if (p.last_activity) idle.metric.push_back(value(pool, seconds(s.now - *p.last_activity), MetricType::Gauge));
+    bool planned = p.decision.kind == Decision::Kind::kWait && p.decision.at &&
+                   (p.decision.reason.rfind("idle for", 0) == 0 || p.decision.reason.rfind("up for", 0) == 0);
+    if (planned) stop_in.metric.push_back(value(pool, std::max(0.0, seconds(*p.decision.at - s.now)), MetricType::Gauge));
+    stops.metric.push_back(value({{"pool", p.unit}, {"reason", "idle"}},
+                                 p.stops_by_reason.count("idle") ? static_cast<double>(p.stops_by_reason.at("idle")) : 0,
+                                 MetricType::Counter));
+    for (const auto& [reason, n] : p.stops_by_reason)
+      if (reason != "idle")
+        stops.metric.push_back(value({{"pool", p.unit}, {"reason", reason}}, static_cast<double>(n), MetricType::Counter));
+    wakes.metric.push_back(value(pool, static_cast<double>(p.wakes), MetricType::Counter));
+    ClientMetric h;
+    h.label = pool;
+    h.histogram.sample_count = p.wake_latency.count;
+    h.histogram.sample_sum = p.wake_latency.sum;
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < daemon::kWakeLatencyBucketCount; ++i) {
+      cumulative += p.wake_latency.buckets[i];
+      h.histogram.bucket.push_back({cumulative, daemon::kWakeLatencyBuckets[i]});
+    }
+    h.histogram.bucket.push_back({p.wake_latency.count, std::numeric_limits<double>::infinity()});
+    latency.metric.push_back(std::move(h));
+    if (p.memory_bytes) memory.metric.push_back(value(pool, static_cast<double>(*p.memory_bytes), MetricType::Gauge));
+    released.metric.push_back(value(pool, static_cast<double>(p.memory_released_bytes), MetricType::Counter));
+    released_total += static_cast<double>(p.memory_released_bytes);
+  }
+  f.add("idlepool_memory_released_bytes_total", "Memory released by all stops (memory.current before each stop)",
+        MetricType::Counter)
+      .metric.push_back(value({}, released_total, MetricType::Counter));
+  f.add("idlepool_pools", "Pools managed", MetricType::Gauge)
+      .metric.push_back(value({}, static_cast<double>(s.pools.size()), MetricType::Gauge));
+  return {std::make_move_iterator(f.list.begin()), std::make_move_iterator(f.list.end())};
+}
+
+class Exporter::Collector final : public prometheus::Collectable {
+ public:
+  explicit Collector(int request_fd) : request_fd_(request_fd) {}
+  std::vector<MetricFamily> Collect() const override {
+    std::unique_lock<std::mutex> lock(mutex_);
+    uint64_t seen = generation_;
+    uint64_t one = 1;
+    (void)!::write(request_fd_, &one, sizeof(one));
+    cv_.wait_for(lock, std::chrono::seconds(1), [&] { return generation_ != seen; });
+    return build(snapshot_);
+  }
+  void publish(Snapshot s) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      snapshot_ = std::move(s);
+      ++generation_;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  int request_fd_;
+  mutable std::mutex mutex_;
+  mutable std::condition_variable cv_;
+  Snapshot snapshot_;
+  uint64_t generation_ = 0;
+};
+
+Result<std::unique_ptr<Exporter>> Exporter::start(const std::string& address) {
+  std::unique_ptr<Exporter> e(new Exporter());
+  e->request_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!e->request_.valid()) return Error::from_errno("eventfd", errno);
+  try {
+    e->exposer_ = std::make_unique<prometheus::Exposer>(address, 2);
+  } catch (const std::exception& ex) {
+    return Error{"cannot serve metrics on " + address + ": " + ex.what(), EADDRINUSE};
+  }
+  e->collector_ = std::make_shared<Collector>(e->request_.get());
+  e->exposer_->RegisterCollectable(e->collector_);
+  return e;
+}
+
+Exporter::~Exporter() {
+  // Stop serving before the collector goes.
+  exposer_.reset();
+}
+
+void Exporter::publish(Snapshot snapshot) {
+  uint64_t pending = 0;
+  (void)!::read(request_.get(), &pending, sizeof(pending));
+  collector_->publish(std::move(snapshot));
+}
+
+int Exporter::port() const {
+  auto ports = exposer_->GetListeningPorts();
+  return ports.empty() ? 0 : ports.front();
+}
+
+}  // namespace idlepool::metrics
