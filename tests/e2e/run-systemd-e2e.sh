@@ -101,7 +101,7 @@ chmod +x "$tree/usr/local/lib/idlepool-e2e/"*
 
 systemd_guest_tree "$tree" "env IDLEPOOLCTL=$build/src/idlepoolctl /usr/local/lib/idlepool-e2e/scenarios.sh"
 start=$SECONDS
-systemd_guest_boot "$tree" "$work/serial.log" "$timeout_s"
+systemd_guest_boot "$tree" "$work/serial.log" "$timeout_s" "$top" "$build"
 took=$((SECONDS - start))
 grep -a -E "IDLEPOOL-(E2E|GUEST|RESULT)|^  " "$work/serial.log" | tr -d '\r' || true
 if grep -q "IDLEPOOL-RESULT: rc=0" "$work/serial.log"; then

@@ -8,9 +8,11 @@
 # so the host's enabled services (its nginx, php-fpm, postgresql...) stay off. A guest that never boots or hangs
 # is killed by a timeout; pass/fail is read from the serial log. Recipe and pitfalls: ../shared/ENVIRONMENT.md.
 
-# systemd_guest_boot TREE LOG TIMEOUT_S: boots, runs, waits for the guest to power off.
+# systemd_guest_boot TREE LOG TIMEOUT_S [KEEP_PATH...]: boots, runs, waits for the guest to power off. The guest gets
+# a tmpfs of its own on /tmp; KEEP_PATHs under /tmp (the repository, when it was cloned there) are bound through.
 systemd_guest_boot() {
   local tree=$1 log=$2 timeout_s=$3 top suite version dir work m f
+  shift 3
   top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
   read -r suite version dir < <("$top/scripts/fetch-kernels.sh" bookworm)
   work=$(mktemp -d /tmp/idlepool-systemd-guest.XXXXXX)
@@ -31,6 +33,7 @@ systemd_guest_boot() {
     esac
   done
   cp -a "$tree/." "$work/root/guest-files/"
+  printf '%s\n' "$@" >"$work/root/keep-paths"
   cat >"$work/root/init" <<'INIT'
 #!/bin/sh
 mount -t proc proc /proc
@@ -48,6 +51,11 @@ cp -a /guest-files/. /newroot/
 # systemd must not believe it runs in a container; the guest gets its own /tmp (the host's over 9p is slow to clean).
 rm -f /newroot/.dockerenv
 mount -t tmpfs tmpfs /newroot/tmp
+for p in $(cat /keep-paths); do
+  case $p in
+    /tmp/*) mkdir -p /newroot$p && mount -o bind /lower$p /newroot$p ;;
+  esac
+done
 umount /proc /sys
 umount /dev
 exec switch_root /newroot /lib/systemd/systemd
