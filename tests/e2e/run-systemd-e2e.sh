@@ -78,6 +78,8 @@ pm.process_idle_timeout = 3s
 CONF
 }
 pool_conf alias /run/php/alias.sock.inherited
+pool_conf churn1 /run/php/churn1.sock.inherited
+pool_conf churn2 /run/php/churn2.sock.inherited
 pool_conf naive /run/php/naive.sock
 pool_conf seed 127.0.0.1:8888
 cat >"$tree/etc/idlepool/idlepool.conf" <<'CONF'
@@ -88,14 +90,42 @@ unit = php-fpm-seed.service
 unit = vanish.service
 max-stops-per-second = 5
 log-level = debug
+
+[pool php-fpm@churn1.service]
+idle-timeout = 3s
+[pool php-fpm@churn2.service]
+idle-timeout = 3s
 CONF
+# nginx in front, as in the original setup: fastcgi_pass to each pool; /keep/ keeps its FastCGI connection open.
+mkdir -p "$tree/etc/idlepool-e2e"
+{
+  echo "worker_processes 1; pid /run/nginx-e2e.pid; error_log /run/nginx-e2e-error.log;"
+  echo "events {}"
+  echo "http { access_log off;"
+  echo "  upstream alias_keep { server unix:/run/php/alias.sock; keepalive 2; }"
+  echo "  server { listen 127.0.0.1:80;"
+  for loc in seed:127.0.0.1:8888 alias:unix:/run/php/alias.sock churn1:unix:/run/php/churn1.sock \
+    churn2:unix:/run/php/churn2.sock keep:alias_keep; do
+    name=${loc%%:*} pass=${loc#*:}
+    extra=""
+    [[ $name == keep ]] && extra="fastcgi_keep_conn on;"
+    echo "    location ~ ^/$name/(.+\.php)\$ { fastcgi_pass $pass; $extra include /etc/nginx/fastcgi_params;"
+    echo "      fastcgi_param SCRIPT_FILENAME /srv/idlepool/\$1; fastcgi_read_timeout 120s; }"
+  done
+  echo "  }"
+  echo "}"
+} >"$tree/etc/idlepool-e2e/nginx.conf"
+cat >"$units/nginx-e2e.service" <<'UNIT'
+[Service]
+ExecStart=/usr/sbin/nginx -c /etc/idlepool-e2e/nginx.conf -g 'daemon off;'
+UNIT
 cat >"$tree/srv/idlepool/hello.php" <<'PHP'
 <?php echo "hello from ", getenv("FPM_SOCKETS") ?: "?", "\n";
 PHP
 cat >"$tree/srv/idlepool/slow.php" <<'PHP'
 <?php $s = (int)($_GET["s"] ?? 10); sleep($s); echo "slept $s\n";
 PHP
-cp "$here/guest/scenarios.sh" "$here/guest/check_status.py" "$here/guest/control_garbage.py" \
+cp "$here/guest/scenarios.sh" "$here/guest/acceptance.sh" "$here/guest/check_status.py" "$here/guest/control_garbage.py" \
   "$tree/usr/local/lib/idlepool-e2e/"
 chmod +x "$tree/usr/local/lib/idlepool-e2e/"*
 

@@ -244,6 +244,9 @@ rc=$?
 check "ctl-not-running" "exit $rc: $(cat /tmp/notrunning.txt)" test "$rc" -eq 3
 systemctl start idlepoold
 
+# The original setup made safe: nginx in front, acceptance tests (tests/e2e/guest/acceptance.sh).
+. "$lib/acceptance.sh"
+
 ((failures == 0)) || dump
 echo "IDLEPOOL-E2E: $failures failed"
 exit $((failures > 0))

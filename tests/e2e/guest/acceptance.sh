@@ -1,0 +1,126 @@
+#!/bin/bash
+# Acceptance tests inside the systemd guest: the original write-up's setup made safe. nginx in front (127.0.0.1:80),
+# php-fpm pools behind socket units (the seed's TCP pool on 127.0.0.1:8888, unix pools from the shipped templates),
+# idlepoold stopping idle pools, requests waking them, and not one request lost. Prints what it measures.
+# Runs after scenarios.sh (same guest, same helpers); idle-timeout is 6 s for alias and seed, 3 s for the churn pools.
+set -u
+: "${CTL:?}" "${failures:?}"
+
+http() {  # PATH: prints "CODE BODY"
+  curl -sS -m 120 -o /tmp/body -w '%{http_code}' "http://127.0.0.1$1" 2>/tmp/curl.err
+  echo " $(tr -d '\n' </tmp/body)"
+}
+counter() {  # SERIES: value (0 if absent)
+  curl -fsS http://127.0.0.1:10071/metrics | awk -v s="$1" '$1 == s {v = $2} END {print v == "" ? 0 : v}'
+}
+sum_counter() {  # METRIC-NAME POOL: the sum over its series for POOL
+  curl -fsS http://127.0.0.1:10071/metrics |
+    awk -v m="$1" -v p="pool=\"$2\"" 'index($1, m "{") == 1 && index($1, p) {v += $2} END {print v + 0}'
+}
+
+systemctl start nginx-e2e.service php-fpm@churn1.socket php-fpm@churn2.socket
+"$CTL" reload >/dev/null
+
+# ---- through nginx, as in the original setup ----
+for path in /seed/hello.php /alias/hello.php /churn1/hello.php; do
+  t=$(now)
+  r=$(http "$path")
+  check "nginx${path%/hello.php}" "GET $path -> '$r' in $(since "$t")s" bash -c "[[ '$r' == '200 hello from'* ]]"
+done
+
+# ---- idle stop and wake, through nginx ----
+stops_before=$(counter 'idlepool_pool_stops_total{pool="php-fpm@alias.service",reason="idle"}')
+http /alias/hello.php >/dev/null
+last=$(now)
+if wait_state php-fpm@alias.service inactive 40; then
+  pass "accept-idle-stop: php-fpm@alias stopped $(since "$last")s after its last request through nginx"
+else
+  fail "accept-idle-stop: php-fpm@alias still $(state php-fpm@alias.service)"
+fi
+check "accept-processes-gone" "$(masters alias) php-fpm masters of alias left" test "$(masters alias)" -eq 0
+t=$(now)
+r=$(http /alias/hello.php)
+check "accept-wake-through-nginx" "'$r' in $(since "$t")s (woken by socket activation)" bash -c "[[ '$r' == '200 hello from'* ]]"
+stops_after=$(counter 'idlepool_pool_stops_total{pool="php-fpm@alias.service",reason="idle"}')
+ctl_stops=$(jfield "j['stops'].get('idle', 0)" show php-fpm@alias.service)
+ctl_state=$(jfield "j['state']" show php-fpm@alias.service)
+check "accept-agree" "metrics stops $stops_before -> $stops_after, idlepoolctl stops $ctl_stops, state $ctl_state" \
+  bash -c "(( ${stops_after%.*} == ${stops_before%.*} + 1 )) && [[ '$ctl_stops' == '${stops_after%.*}' && '$ctl_state' == active ]]"
+
+# ---- work in flight, through nginx: never cut ----
+t=$(now)
+r=$(http "/alias/slow.php?s=15")
+took=$(since "$t")
+check "accept-in-flight" "a 15 s request through nginx (idle-timeout 6s): '$r' after ${took}s, pool $(state php-fpm@alias.service) at the end" \
+  bash -c "[[ '$r' == '200 slept 15' ]]"
+t=$(now)
+if wait_state php-fpm@alias.service inactive 40; then
+  pass "accept-stop-after-work: stopped $(since "$t")s after the long request completed"
+else
+  fail "accept-stop-after-work: still $(state php-fpm@alias.service)"
+fi
+
+# ---- keep-alive counting: requests over nginx's kept-alive FastCGI connection, one by one ----
+acc0=$(sum_counter idlepool_pool_accepts_total php-fpm@alias.service)
+req0=$(sum_counter idlepool_pool_requests_total php-fpm@alias.service)
+for i in $(seq 20); do http /keep/hello.php >/dev/null; done
+acc1=$(sum_counter idlepool_pool_accepts_total php-fpm@alias.service)
+req1=$(sum_counter idlepool_pool_requests_total php-fpm@alias.service)
+kept=no
+(( req1 - req0 == 20 && acc1 - acc0 >= 1 && acc1 - acc0 < 20 )) && kept=yes
+check "accept-keepalive-counting" "20 requests through fastcgi_keep_conn: requests +$((req1 - req0)), on $((acc1 - acc0)) accepted connections" \
+  test "$kept" = yes
+
+# ---- churn: requests at random intervals around the idle timeout, several pools at once ----
+# The worst case for races between a stop and a new request. Every response is counted.
+churn_seconds=${IDLEPOOL_CHURN_SECONDS:-150}
+stops0=$(( $(sum_counter idlepool_pool_stops_total php-fpm@churn1.service) + $(sum_counter idlepool_pool_stops_total php-fpm@churn2.service) + $(sum_counter idlepool_pool_stops_total php-fpm-seed.service) ))
+wakes0=$(( $(sum_counter idlepool_pool_wakes_total php-fpm@churn1.service) + $(sum_counter idlepool_pool_wakes_total php-fpm@churn2.service) + $(sum_counter idlepool_pool_wakes_total php-fpm-seed.service) ))
+client() {  # PATH IDLE_S SEED: requests until the end, sleeping 0.5..1.6 x IDLE between them
+  local path=$1 idle=$2 end=$((SECONDS + churn_seconds))
+  RANDOM=$3
+  while ((SECONDS < end)); do
+    code=$(curl -sS -m 120 -o /tmp/churn-body.$$ -w '%{http_code}' "http://127.0.0.1$path" 2>/dev/null)
+    if [[ $code == 200 ]] && grep -q "hello from" /tmp/churn-body.$$; then echo ok; else echo "bad $code"; fi
+    sleep "$(awk -v r=$RANDOM -v i="$idle" 'BEGIN { printf "%.2f", i * (0.5 + 1.1 * r / 32767) }')"
+  done
+}
+t=$(now)
+client /churn1/hello.php 3 11 >/tmp/churn1.log &
+client /churn1/hello.php 3 12 >/tmp/churn1b.log &
+client /churn2/hello.php 3 13 >/tmp/churn2.log &
+client /seed/hello.php 6 14 >/tmp/seed.log &
+wait
+took=$(since "$t")
+total=$(cat /tmp/churn1.log /tmp/churn1b.log /tmp/churn2.log /tmp/seed.log | wc -l)
+good=$(cat /tmp/churn1.log /tmp/churn1b.log /tmp/churn2.log /tmp/seed.log | grep -c '^ok$')
+stops1=$(( $(sum_counter idlepool_pool_stops_total php-fpm@churn1.service) + $(sum_counter idlepool_pool_stops_total php-fpm@churn2.service) + $(sum_counter idlepool_pool_stops_total php-fpm-seed.service) ))
+wakes1=$(( $(sum_counter idlepool_pool_wakes_total php-fpm@churn1.service) + $(sum_counter idlepool_pool_wakes_total php-fpm@churn2.service) + $(sum_counter idlepool_pool_wakes_total php-fpm-seed.service) ))
+latency_sum=$(sum_counter idlepool_pool_wake_latency_seconds_sum php-fpm@churn1.service)
+latency_n=$(sum_counter idlepool_pool_wake_latency_seconds_count php-fpm@churn1.service)
+churned=no
+(( good == total && total > 50 && stops1 - stops0 >= 10 && wakes1 - wakes0 >= 10 )) && churned=yes
+check "accept-churn" "${took}s, 4 clients on 3 pools: $total requests, $((total - good)) failed or not 200; $((stops1 - stops0)) stops, $((wakes1 - wakes0)) wakes; churn1 wake latency mean $(awk -v s="$latency_sum" -v n="$latency_n" 'BEGIN { printf "%.2f", n ? s / n : 0 }')s over $latency_n" \
+  test "$churned" = yes
+grep -h '^bad' /tmp/churn*.log /tmp/seed.log | sort | uniq -c | head -5
+
+# ---- unsafe configuration refused; the shipped templates pass ----
+"$CTL" check >/tmp/check.txt
+check "accept-check" "$(grep -c ' safe ' /tmp/check.txt) safe, $(grep -c UNSAFE /tmp/check.txt) unsafe: $(grep UNSAFE /tmp/check.txt | cut -c1-70 | tr '\n' ';')" \
+  bash -c "grep -q '^php-fpm@alias.service  *safe' /tmp/check.txt && grep -q '^php-fpm@churn1.service  *safe' /tmp/check.txt && grep -q '^php-fpm@naive.service  *UNSAFE' /tmp/check.txt"
+check "accept-naive-never-stopped" "php-fpm@naive $(state php-fpm@naive.service), $(counter 'idlepool_pool_stops_total{pool="php-fpm@naive.service",reason="idle"}') stops" \
+  bash -c "test '$(state php-fpm@naive.service)' = active"
+
+# ---- daemon restart while pools run: nothing stopped early, stopping continues ----
+http /churn1/hello.php >/dev/null
+sleep 2
+t=$(now)
+systemctl restart idlepoold
+sleep 2.5  # the old daemon would have stopped churn1 by now (3 s idle)
+check "accept-restart-no-early-stop" "churn1 $(state php-fpm@churn1.service) 4.5 s after its last request, 2.5 s after a daemon restart" \
+  test "$(state php-fpm@churn1.service)" = active
+if wait_state php-fpm@churn1.service inactive 30; then
+  pass "accept-restart-then-stop: churn1 stopped $(since "$t")s after the restart"
+else
+  fail "accept-restart-then-stop: churn1 still $(state php-fpm@churn1.service)"
+fi
