@@ -1,0 +1,128 @@
+# Shared by the end-to-end runner and the demo (source it): the files a systemd guest needs for idlepool's real
+# setup: this project's units (dist/) with the binaries from BUILD, php-fpm pools behind socket units, nginx in
+# front, idlepoold's configuration, the PHP scripts and the guest-side scripts.
+#   php-fpm@alias  unix socket, the stop-safe template (listens on the alias name)
+#   php-fpm@churn1, php-fpm@churn2  the same, with a 3 s idle timeout (churn tests)
+#   php-fpm@naive  unix socket, php-fpm listening on the socket unit's own path (must be refused)
+#   php-fpm-seed   TCP 127.0.0.1:8888 as in the original write-up, named explicitly in the configuration
+#   vanish         a service that deletes its socket path when it stops
+#   nginx-e2e      nginx on 127.0.0.1:80: /seed/ /alias/ /churn1/ /churn2/, and /keep/ over a kept-alive connection
+
+# idlepool_e2e_tree TREE TOP BUILD IDLE_TIMEOUT
+idlepool_e2e_tree() {
+  local tree=$1 top=$2 build=$3 idle=$4 here units
+  here=$top/tests/e2e
+units=$tree/etc/systemd/system
+mkdir -p "$units" "$tree/etc/idlepool" "$tree/etc/php/8.2/fpm/idlepool" "$tree/srv/idlepool" \
+  "$tree/usr/local/lib/idlepool-e2e"
+
+# What this project ships, installed as an operator would: the binaries into /usr/local (so the hardened unit, with
+# its private /tmp, finds them wherever the build tree is) and the units into /etc/systemd/system.
+install -D -m 0755 "$build/src/idlepoold" "$tree/usr/local/sbin/idlepoold"
+install -D -m 0755 "$build/src/idlepool-probe" "$tree/usr/local/sbin/idlepool-probe"
+install -D -m 0755 "$build/src/idlepoolctl" "$tree/usr/local/bin/idlepoolctl"
+cp "$top/dist/systemd/php-fpm@.socket" "$top/dist/systemd/php-fpm@.service" "$units/"
+sed "s|@SBINDIR@|/usr/local/sbin|" "$top/dist/systemd/idlepoold.service" >"$units/idlepoold.service"
+# The original write-up's pool: TCP 127.0.0.1:8888 (no unlink hazard for TCP).
+cat >"$units/php-fpm-seed.socket" <<'UNIT'
+[Socket]
+ListenStream=127.0.0.1:8888
+UNIT
+cat >"$units/php-fpm-seed.service" <<'UNIT'
+[Unit]
+Requires=php-fpm-seed.socket
+After=php-fpm-seed.socket
+[Service]
+Type=notify
+ExecStart=/usr/sbin/php-fpm8.2 --nodaemonize --fpm-config /etc/php/8.2/fpm/idlepool/seed.conf
+Environment=FPM_SOCKETS=127.0.0.1:8888=3
+KillSignal=SIGQUIT
+UNIT
+# The naive pool: php-fpm listens on the socket unit's own path (FPM_SOCKETS names that path), as most guides do.
+mkdir -p "$units/php-fpm@naive.service.d"
+cat >"$units/php-fpm@naive.service.d/naive.conf" <<'UNIT'
+[Service]
+Environment=FPM_SOCKETS=/run/php/naive.sock=3
+UNIT
+# A service that removes its socket unit's path when it stops (as php-fpm does with a naive listen): idlepool
+# cannot see that coming, so it must notice after the stop, restore the socket and never stop it again.
+cat >"$units/vanish.socket" <<'UNIT'
+[Socket]
+ListenStream=/run/idlepool-vanish.sock
+UNIT
+cat >"$units/vanish.service" <<'UNIT'
+[Unit]
+Requires=vanish.socket
+After=vanish.socket
+[Service]
+ExecStart=/usr/bin/python3 -c 'import socket; s = socket.socket(fileno=3)\nwhile True: s.accept()[0].close()'
+ExecStopPost=/bin/rm -f /run/idlepool-vanish.sock
+UNIT
+pool_conf() {  # NAME LISTEN
+  cat >"$tree/etc/php/8.2/fpm/idlepool/$1.conf" <<CONF
+[global]
+error_log = syslog
+syslog.ident = php-fpm-$1
+process_control_timeout = 20s
+[$1]
+user = www-data
+group = www-data
+listen = $2
+pm = ondemand
+pm.max_children = 4
+pm.process_idle_timeout = 3s
+CONF
+}
+pool_conf alias /run/php/alias.sock.inherited
+pool_conf churn1 /run/php/churn1.sock.inherited
+pool_conf churn2 /run/php/churn2.sock.inherited
+pool_conf naive /run/php/naive.sock
+pool_conf seed 127.0.0.1:8888
+cat >"$tree/etc/idlepool/idlepool.conf" <<CONF
+idle-timeout = $idle
+min-uptime = 2s
+unit-pattern = php*-fpm@*.service
+unit = php-fpm-seed.service
+unit = vanish.service
+max-stops-per-second = 5
+log-level = debug
+
+[pool php-fpm@churn1.service]
+idle-timeout = 3s
+[pool php-fpm@churn2.service]
+idle-timeout = 3s
+CONF
+# nginx in front, as in the original setup: fastcgi_pass to each pool; /keep/ keeps its FastCGI connection open.
+mkdir -p "$tree/etc/idlepool-e2e"
+{
+  echo "worker_processes 1; pid /run/nginx-e2e.pid; error_log /run/nginx-e2e-error.log;"
+  echo "events {}"
+  echo "http { access_log off;"
+  echo "  upstream alias_keep { server unix:/run/php/alias.sock; keepalive 2; }"
+  echo "  server { listen 127.0.0.1:80;"
+  for loc in seed:127.0.0.1:8888 alias:unix:/run/php/alias.sock churn1:unix:/run/php/churn1.sock \
+    churn2:unix:/run/php/churn2.sock keep:alias_keep; do
+    name=${loc%%:*} pass=${loc#*:}
+    extra=""
+    [[ $name == keep ]] && extra="fastcgi_keep_conn on;"
+    echo "    location ~ ^/$name/(.+\.php)\$ { fastcgi_pass $pass; $extra include /etc/nginx/fastcgi_params;"
+    echo "      fastcgi_param SCRIPT_FILENAME /srv/idlepool/\$1; fastcgi_read_timeout 120s; }"
+  done
+  echo "  }"
+  echo "}"
+} >"$tree/etc/idlepool-e2e/nginx.conf"
+cat >"$units/nginx-e2e.service" <<'UNIT'
+[Service]
+ExecStart=/usr/sbin/nginx -c /etc/idlepool-e2e/nginx.conf -g 'daemon off;'
+UNIT
+cat >"$tree/srv/idlepool/hello.php" <<'PHP'
+<?php echo "hello from pid ", getmypid(), "\n";
+PHP
+cat >"$tree/srv/idlepool/slow.php" <<'PHP'
+<?php $s = (int)($_GET["s"] ?? 10); sleep($s); echo "slept $s\n";
+PHP
+cp "$here/guest/scenarios.sh" "$here/guest/acceptance.sh" "$here/guest/check_status.py" "$here/guest/control_garbage.py" \
+  "$tree/usr/local/lib/idlepool-e2e/"
+chmod +x "$tree/usr/local/lib/idlepool-e2e/"*
+
+}
