@@ -95,7 +95,7 @@ CONF
 # nginx in front, as in the original setup: fastcgi_pass to each pool; /keep/ keeps its FastCGI connection open.
 mkdir -p "$tree/etc/idlepool-e2e"
 {
-  echo "worker_processes 1; pid /run/nginx-e2e.pid; error_log /run/nginx-e2e-error.log;"
+  echo "user www-data; worker_processes 1; pid /run/nginx-e2e.pid; error_log /run/nginx-e2e-error.log;"
   echo "events {}"
   echo "http { access_log off;"
   echo "  upstream alias_keep { server unix:/run/php/alias.sock; keepalive 2; }"
