@@ -18,6 +18,8 @@
 
 #include <algorithm>
 #include <boost/program_options.hpp>
+
+#include "bench_options.h"
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -136,7 +138,7 @@ int main(int argc, char** argv) {
   long page_requests = 300;
   int cpu = 0;
   po::options_description opts("idlepool_bench_probe");
-  opts.add_options()("help,h", "help")("rounds", po::value(&rounds)->default_value(15), "rounds")(
+  opts.add_options()("rounds", po::value(&rounds)->default_value(15), "rounds")(
       "reads", po::value(&reads)->default_value(200000), "read() calls per round")(
       "requests", po::value(&requests)->default_value(20000), "echo cycles per round")(
       "php-requests", po::value(&php_requests)->default_value(2000), "php-fpm requests per round")(
@@ -145,17 +147,7 @@ int main(int argc, char** argv) {
       "page-requests", po::value(&page_requests)->default_value(300), "php-page requests per round")(
       "cpu", po::value(&cpu)->default_value(0), "CPU to pin this process and its servers to; -1 does not pin");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, opts), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "%s\n", e.what());
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::printf("%s", (std::ostringstream() << opts).str().c_str());
-    return 0;
-  }
+  if (auto done = idlepool::bench::parse_options(argc, argv, opts, vm)) return *done;
   std::vector<std::string> configs{"none"};
   for (const auto& t : split(tiers_text)) configs.push_back(t);
   auto parts = split(parts_text);

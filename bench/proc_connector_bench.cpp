@@ -11,6 +11,8 @@
 
 #include <atomic>
 #include <boost/program_options.hpp>
+
+#include "bench_options.h"
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -97,21 +99,11 @@ int main(int argc, char** argv) {
   int forks = 20000, forkers = 2;
   std::vector<int> buffers;
   po::options_description opts("idlepool_bench_proc_connector");
-  opts.add_options()("help,h", "help")("forks", po::value(&forks)->default_value(20000), "processes forked in all")(
+  opts.add_options()("forks", po::value(&forks)->default_value(20000), "processes forked in all")(
       "forkers", po::value(&forkers)->default_value(2), "processes forking in parallel")(
       "buffer", po::value(&buffers)->multitoken(), "receive buffer bytes (repeatable)");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, opts), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "%s\n", e.what());
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::printf("%s", (std::ostringstream() << opts).str().c_str());
-    return 0;
-  }
+  if (auto done = idlepool::bench::parse_options(argc, argv, opts, vm)) return *done;
   if (buffers.empty()) buffers = {16 << 20, 256 << 10};
   auto fs = sys::CgroupFs::open();
   if (!fs) {

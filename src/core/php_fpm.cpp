@@ -1,6 +1,6 @@
 #include "idlepool/core/php_fpm.h"
 
-#include <charconv>
+#include "idlepool/core/config.h"
 
 namespace idlepool {
 namespace {
@@ -24,34 +24,10 @@ std::string expand_pool(std::string v, const std::string& pool) {
 }  // namespace
 
 Result<int> parse_php_fpm_seconds(std::string_view text) {
-  text = trim(text);
-  int mult = 1;
-  if (!text.empty()) {
-    switch (text.back()) {
-      case 's':
-        text.remove_suffix(1);
-        break;
-      case 'm':
-        mult = 60;
-        text.remove_suffix(1);
-        break;
-      case 'h':
-        mult = 3600;
-        text.remove_suffix(1);
-        break;
-      case 'd':
-        mult = 86400;
-        text.remove_suffix(1);
-        break;
-      default:
-        break;
-    }
-  }
-  int v = 0;
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || ec != std::errc() || p != text.data() + text.size() || v < 0)
-    return Error{"'" + std::string(text) + "' is not a time (N, Ns, Nm, Nh or Nd)", EINVAL};
-  return v * mult;
+  // php-fpm's times have idlepool's duration grammar: N, Ns, Nm, Nh, Nd.
+  auto d = parse_duration(trim(text));
+  if (!d) return Error{"'" + std::string(trim(text)) + "' is not a time (N, Ns, Nm, Nh or Nd)", EINVAL};
+  return static_cast<int>(d->count());
 }
 
 Result<PhpFpmConfig> parse_php_fpm_config(std::string_view text, const std::string& file_name) {

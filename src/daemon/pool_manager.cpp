@@ -93,17 +93,18 @@ Result<void> PoolManager::load(Pool& pool) {
   pool.service = std::move(*svc);
   pool.down = is_down(pool.service);
   refresh_sockets(pool);
-  if (!pool.down) {
-    if (auto r = deps_.processes.add_pool(pool.unit, pool.service.control_group,
-                                          static_cast<int32_t>(pool.service.main_pid));
-        r) {
-      pool.in_watcher = true;
-    } else {
-      spdlog::warn("{}: cannot follow its processes: {}, ignoring", pool.unit, r.error().message);
-    }
-  }
+  if (!pool.down) follow_processes(pool);
   assess_safety(pool);
   return {};
+}
+
+void PoolManager::follow_processes(Pool& pool) {
+  auto r = deps_.processes.add_pool(pool.unit, pool.service.control_group, static_cast<int32_t>(pool.service.main_pid));
+  if (r) {
+    pool.in_watcher = true;
+  } else {
+    spdlog::warn("{}: cannot follow its processes: {}, ignoring", pool.unit, r.error().message);
+  }
 }
 
 void PoolManager::refresh_sockets(Pool& pool) {
@@ -238,15 +239,7 @@ void PoolManager::refresh_service(Pool& pool) {
     register_listeners(pool);
   }
   // Its processes are followed from the moment its cgroup has them (the main process is known once it runs).
-  if (!pool.down && !pool.in_watcher && pool.service.main_pid != 0) {
-    if (auto r = deps_.processes.add_pool(pool.unit, pool.service.control_group,
-                                          static_cast<int32_t>(pool.service.main_pid));
-        r) {
-      pool.in_watcher = true;
-    } else {
-      spdlog::warn("{}: cannot follow its processes: {}, ignoring", pool.unit, r.error().message);
-    }
-  }
+  if (!pool.down && !pool.in_watcher && pool.service.main_pid != 0) follow_processes(pool);
   dirty_ = true;
 }
 

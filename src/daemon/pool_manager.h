@@ -112,6 +112,7 @@ class PoolManager {
   void assess_safety(Pool& pool);
   void refresh_service(Pool& pool);
   void refresh_sockets(Pool& pool);
+  void follow_processes(Pool& pool);
   void forget(const std::string& unit);
   bool manages(const std::string& unit) const;
   PoolSnapshot snapshot(Pool& pool, const std::map<sys::ListenerId, sys::ListenerSnapshot>& counters, MonoTime now);
