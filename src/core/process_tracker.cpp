@@ -125,12 +125,13 @@ void ProcessTracker::on_exit(const wire::ProcEvent& event, std::vector<PoolEvent
   p.pids.erase(event.tgid);
   PoolProcesses after = count(p);
   ExitStatus status = ExitStatus::from_wait_status(event.exit_code);
-  if (event.tgid == p.main_pid) out.push_back({pool, PoolEvent::Kind::kMainExited, event.tgid, status});
+  const uint64_t at = event.timestamp_ns;
+  if (event.tgid == p.main_pid) out.push_back({pool, PoolEvent::Kind::kMainExited, event.tgid, status, at});
   // Workerless and empty are only claimed when no event of this pool may have been lost.
   if (p.doubt) return;
   if (before.workers > 0 && after.workers == 0 && after.main_alive)
-    out.push_back({pool, PoolEvent::Kind::kLastWorkerExited, event.tgid, status});
-  if (after.processes == 0) out.push_back({pool, PoolEvent::Kind::kBecameEmpty, event.tgid, status});
+    out.push_back({pool, PoolEvent::Kind::kLastWorkerExited, event.tgid, status, at});
+  if (after.processes == 0) out.push_back({pool, PoolEvent::Kind::kBecameEmpty, event.tgid, status, at});
 }
 
 std::optional<PoolProcesses> ProcessTracker::processes(const std::string& pool) const {

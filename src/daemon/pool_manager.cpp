@@ -301,7 +301,10 @@ void PoolManager::on_unit_events(const std::vector<sys::UnitEvent>& events) {
 void PoolManager::on_pool_events(const std::vector<PoolEvent>& events) {
   for (const auto& e : events) {
     spdlog::debug("{}: {} (pid {}, {})", e.pool, to_string(e.kind), e.pid, e.status.to_string());
-    if (pools_.count(e.pool)) dirty_ = true;
+    auto it = pools_.find(e.pool);
+    if (it == pools_.end()) continue;
+    dirty_ = true;
+    if (e.at_ns) it->second.process_event_at = MonoTime{static_cast<int64_t>(e.at_ns)};
   }
 }
 
@@ -438,6 +441,12 @@ std::optional<MonoTime> PoolManager::evaluate() {
     if (d.kind != pool.decision.kind || d.reason.substr(0, 12) != pool.decision.reason.substr(0, 12))
       spdlog::debug("{}: {} ({})", unit, to_string(d.kind), d.reason);
     pool.decision = d;
+    if (pool.process_event_at) {
+      // How fast a worker's exit turns into a decision (the process connector's timestamp to now).
+      spdlog::debug("{}: decided {} {:.1f} ms after its process event", unit, to_string(d.kind),
+                    std::chrono::duration<double, std::milli>(now - *pool.process_event_at).count());
+      pool.process_event_at.reset();
+    }
     if (d.kind == Decision::Kind::kStop) stop(pool, now);
     if (pool.decision.at && (!next || *pool.decision.at < *next)) next = pool.decision.at;
   }

@@ -102,6 +102,7 @@ class PoolManager {
     std::optional<uint64_t> memory_at_stop;
     uint64_t memory_released_bytes = 0;
     std::optional<MonoTime> waking_since;  // started by a connection after our stop: time its first use
+    std::optional<MonoTime> process_event_at;  // a worker or main exit not yet followed by a decision
     LatencyHistogram wake_latency;
     bool can_wake = false;
   };

@@ -62,7 +62,7 @@ exec switch_root /newroot /lib/systemd/systemd
 INIT
   chmod +x "$work/root/init"
   (cd "$work/root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initrd.gz"
-  timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -smp 2 -m 2048 -nographic -no-reboot \
+  timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -smp 2 -m "${IDLEPOOL_GUEST_MEMORY:-2048}" -nographic -no-reboot \
     -monitor none -serial "file:$log" -kernel "$dir/vmlinuz" -initrd "$work/initrd.gz" \
     -append "console=ttyS0 panic=-1 quiet systemd.unit=idlepool-e2e.target systemd.show_status=0 systemd.firstboot=off" \
     -fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \

@@ -6,7 +6,8 @@
 #   php-fpm@naive  unix socket, php-fpm listening on the socket unit's own path (must be refused)
 #   php-fpm-seed   TCP 127.0.0.1:8888 as in the original write-up, named explicitly in the configuration
 #   vanish         a service that deletes its socket path when it stops
-#   nginx-e2e      nginx on 127.0.0.1:80: /seed/ /alias/ /churn1/ /churn2/, and /keep/ over a kept-alive connection
+#   nginx-e2e      nginx on 127.0.0.1:80: /seed/ /alias/ /churn1/ /churn2/, /keep/ over a kept-alive connection, and
+#                  /direct/ /proxied/ (127.0.0.1:9101 and :9102, which only the benchmarks set up)
 
 # idlepool_e2e_tree TREE TOP BUILD IDLE_TIMEOUT
 idlepool_e2e_tree() {
@@ -101,7 +102,7 @@ mkdir -p "$tree/etc/idlepool-e2e"
   echo "  upstream alias_keep { server unix:/run/php/alias.sock; keepalive 2; }"
   echo "  server { listen 127.0.0.1:80;"
   for loc in seed:127.0.0.1:8888 alias:unix:/run/php/alias.sock churn1:unix:/run/php/churn1.sock \
-    churn2:unix:/run/php/churn2.sock keep:alias_keep; do
+    churn2:unix:/run/php/churn2.sock keep:alias_keep direct:127.0.0.1:9101 proxied:127.0.0.1:9102; do
     name=${loc%%:*} pass=${loc#*:}
     extra=""
     [[ $name == keep ]] && extra="fastcgi_keep_conn on;"

@@ -49,7 +49,10 @@ struct PoolEvent {
   Kind kind = Kind::kBecameEmpty;
   int32_t pid = 0;      // the process whose exit caused it (0 when found by a resync)
   ExitStatus status;    // its exit status, when known
-  friend bool operator==(const PoolEvent&, const PoolEvent&) = default;
+  uint64_t at_ns = 0;   // CLOCK_MONOTONIC of the exit, from the kernel's event (0 when found by a resync)
+  friend bool operator==(const PoolEvent& a, const PoolEvent& b) {
+    return a.pool == b.pool && a.kind == b.kind && a.pid == b.pid && a.status == b.status;
+  }
 };
 std::string to_string(PoolEvent::Kind kind);
 

@@ -1,0 +1,143 @@
+#!/bin/bash
+# Runs inside the systemd guest (bench/run-systemd-bench.sh boots it): what idlepool costs and what it saves, on a
+# real Debian server. Prints "BENCH: ..." lines (figures) for the host to collect. Parts (BENCH_PARTS): memory,
+# scale, reaction, wake. Under emulation absolute times are slow; ratios and memory are what count.
+set -u
+parts=${BENCH_PARTS:-memory scale reaction wake}
+CTL=/usr/local/bin/idlepoolctl
+say() { echo "BENCH: $*"; }
+state() { systemctl show -p ActiveState --value "$1"; }
+mono() { python3 -c 'import time; print(f"{time.monotonic():.6f}")'; }
+metric() { curl -fsS http://127.0.0.1:10071/metrics | awk -v s="$1" '$1 == s {print $2}'; }
+fcgi() { SCRIPT_FILENAME=/srv/idlepool/$2 REQUEST_METHOD=GET timeout 60 cgi-fcgi -bind -connect "$1" >/dev/null 2>&1; }
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) { print "n/a"; exit } print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
+# Sum of Pss and Rss (kB) of every process in the cgroups of php-fpm@memN for N in $1..$2.
+pool_memory() {
+  local pss=0 rss=0 procs=0 pid cg
+  for ((i = $1; i <= $2; i++)); do
+    cg="/sys/fs/cgroup/system.slice/system-php\\x2dfpm.slice/php-fpm@mem$i.service/cgroup.procs"
+    [[ -r $cg ]] || continue
+    for pid in $(cat "$cg"); do
+      read -r p r < <(awk '/^Pss:/ {p = $2} /^Rss:/ {r = $2} END {print p + 0, r + 0}' "/proc/$pid/smaps_rollup" 2>/dev/null)
+      pss=$((pss + ${p:-0}))
+      rss=$((rss + ${r:-0}))
+      procs=$((procs + 1))
+    done
+  done
+  echo "$pss $rss $procs"
+}
+daemon_memory() {
+  local pid
+  pid=$(systemctl show -p MainPID --value idlepoold)
+  awk '/^Pss:/ {p = $2} /^Rss:/ {r = $2} END {print p + 0, r + 0}' "/proc/$pid/smaps_rollup"
+}
+running_pools() { systemctl list-units --state=active --no-legend 'php-fpm@mem*.service' | wc -l; }
+
+if [[ " $parts " == *" memory "* ]]; then
+  for n in 20 100; do
+    systemctl start $(for ((i = 1; i <= n; i++)); do echo "php-fpm@mem$i.socket"; done)
+    systemctl restart idlepoold  # discovers the pools; their idle timeout is 30 s
+    t=$(mono)
+    for ((i = 1; i <= n; i++)); do echo "/run/php/mem$i.sock"; done | xargs -P 8 -I{} sh -c \
+      'SCRIPT_FILENAME=/srv/idlepool/hello.php REQUEST_METHOD=GET cgi-fcgi -bind -connect {} >/dev/null 2>&1'
+    started=$(running_pools)
+    sleep 6  # ondemand workers exit after 3 s idle: what is left is what idle pools cost
+    read -r pss rss procs < <(pool_memory 1 "$n")
+    read -r dpss drss < <(daemon_memory)
+    say "memory N=$n: $started pools started in $(awk -v a="$t" -v b="$(mono)" 'BEGIN { printf "%.0f", b - a - 6 }') s; idle, without a stop: $procs php-fpm processes, PSS $((pss / 1024)) MiB, RSS $((rss / 1024)) MiB"
+    deadline=$((SECONDS + 120))
+    while ((SECONDS < deadline)) && (($(running_pools) > 0)); do sleep 1; done
+    read -r pss2 rss2 procs2 < <(pool_memory 1 "$n")
+    released=$(metric idlepool_memory_released_bytes_total)
+    say "memory N=$n: after idlepool's stops: $(running_pools) pools running, $procs2 processes, PSS $((pss2 / 1024)) MiB, RSS $((rss2 / 1024)) MiB; idlepoold itself PSS $((dpss / 1024)) MiB, RSS $((drss / 1024)) MiB; saved (PSS) $(((pss - pss2 - dpss) / 1024)) MiB net of the daemon; cgroup memory.current released $(awk -v m="${released:-0}" 'BEGIN { printf "%.0f", m / 1048576 }') MiB"
+    systemctl stop $(for ((i = 1; i <= n; i++)); do echo "php-fpm@mem$i.socket"; done) 2>/dev/null
+  done
+fi
+
+if [[ " $parts " == *" scale "* ]]; then
+  n=${BENCH_SCALE_POOLS:-1000}
+  mkdir -p /run/bench
+  t=$(mono)
+  systemctl start $(for ((i = 1; i <= n; i++)); do echo "bench@$i.socket"; done)
+  say "scale: $n socket units started in $(awk -v a="$t" -v b="$(mono)" 'BEGIN { printf "%.1f", b - a }') s"
+  sed -i 's/^unit-pattern = .*/unit-pattern = bench@*.service/' /etc/idlepool/idlepool.conf
+  systemctl stop idlepoold
+  t=$(mono)
+  systemctl start idlepoold  # Type=notify: returns when idlepoold is READY, i.e. every pool discovered and registered
+  ready=$(awk -v a="$t" -v b="$(mono)" 'BEGIN { printf "%.1f", b - a }')
+  pools=$("$CTL" --no-legend list | wc -l)
+  pid=$(systemctl show -p MainPID --value idlepoold)
+  rss=$(awk '/^VmRSS/ {print $2}' /proc/$pid/status)
+  hwm=$(awk '/^VmHWM/ {print $2}' /proc/$pid/status)
+  say "scale: idlepoold READY with $pools pools in ${ready} s; RSS $((rss / 1024)).$(((rss % 1024) * 10 / 1024)) MiB (peak $((hwm / 1024)) MiB)"
+  # Idle: nothing happens for a minute. CPU time and wakeups (context switches) per thread.
+  declare -A before
+  for task in /proc/$pid/task/*; do
+    tid=${task##*/}
+    before[$tid]=$(awk '/^voluntary_ctxt_switches|^nonvoluntary_ctxt_switches/ {s += $2} END {print s}' "$task/status")
+  done
+  cpu0=$(awk '{print $14 + $15}' /proc/$pid/stat)
+  sleep 60
+  cpu1=$(awk '{print $14 + $15}' /proc/$pid/stat)
+  total=0
+  for task in /proc/$pid/task/*; do
+    tid=${task##*/}
+    now=$(awk '/^voluntary_ctxt_switches|^nonvoluntary_ctxt_switches/ {s += $2} END {print s}' "$task/status")
+    d=$((now - ${before[$tid]:-0}))
+    total=$((total + d))
+    say "scale: idle minute, thread $tid ($(cat "$task/comm")): $d wakeups"
+  done
+  say "scale: idle minute with $pools pools: $total wakeups in all, CPU $(((cpu1 - cpu0) * 10)) ms"
+  rss=$(awk '/^VmRSS/ {print $2}' /proc/$pid/status)
+  say "scale: RSS after the idle minute $((rss / 1024)).$(((rss % 1024) * 10 / 1024)) MiB"
+fi
+
+if [[ " $parts " == *" reaction "* ]]; then
+  # From a pool's deadline (its last activity + idle timeout) to its stop having completed (systemd's timestamp).
+  for i in 1 2 3 4 5 6; do
+    fcgi "/run/php/react$i.sock" hello.php
+    echo "$(mono)" >"/tmp/react$i.t"
+  done
+  for i in 1 2 3 4 5 6; do
+    deadline=$((SECONDS + 60))
+    while ((SECONDS < deadline)) && [[ $(state "php-fpm@react$i.service") != inactive ]]; do sleep 0.2; done
+    done_us=$(systemctl show -p InactiveEnterTimestampMonotonic --value "php-fpm@react$i.service")
+    awk -v d="$done_us" -v t="$(cat "/tmp/react$i.t")" 'BEGIN { printf "%.3f\n", d / 1e6 - (t + 5) }'
+  done >/tmp/reaction.txt
+  say "reaction: deadline to stop completed, 6 pools (idle-timeout 5 s): median $(median </tmp/reaction.txt) s; all: $(tr '\n' ' ' </tmp/reaction.txt)"
+  journalctl -u idlepoold -o cat --no-pager | sed -n 's/.*decided \(.*\) \([0-9.]*\) ms after its process event/\2/p' >/tmp/decide.txt
+  say "reaction: process event (worker or main exit) to decision: median $(median </tmp/decide.txt) ms over $(wc -l </tmp/decide.txt) events"
+fi
+
+if [[ " $parts " == *" wake "* ]]; then
+  systemctl start nginx-e2e.service proxied-fpm.socket direct-fpm.service
+  sleep 1
+  url() { curl -sS -o /dev/null -w '%{time_total}\n' "http://127.0.0.1$1"; }
+  # Cold: a request to a stopped pool (stopped through idlepoolctl between requests).
+  for i in $(seq 8); do
+    "$CTL" stop php-fpm@alias.service >/dev/null 2>&1
+    while [[ $(state php-fpm@alias.service) != inactive ]]; do sleep 0.2; done
+    url /alias/hello.php
+  done >/tmp/cold.txt
+  for i in $(seq 40); do url /alias/hello.php; done >/tmp/warm.txt
+  say "wake: through nginx, first request to a stopped pool: median $(median </tmp/cold.txt) s; warm request: median $(median </tmp/warm.txt) s"
+  # What idlepool adds to a warm request: the same with idlepoold stopped (the probe detaches with it).
+  systemctl stop idlepoold
+  for i in $(seq 40); do url /alias/hello.php; done >/tmp/warm-without.txt
+  systemctl stop php-fpm@alias.service
+  for i in $(seq 8); do
+    systemctl stop php-fpm@alias.service
+    url /alias/hello.php
+  done >/tmp/cold-without.txt
+  systemctl start idlepoold
+  say "wake: without idlepoold: first request to a stopped pool median $(median </tmp/cold-without.txt) s; warm median $(median </tmp/warm-without.txt) s"
+  # systemd-socket-proxyd --exit-idle-time in front of a php-fpm pool, vs the same pool direct.
+  for i in $(seq 40); do url /proxied/hello.php; done >/tmp/proxied.txt
+  for i in $(seq 40); do url /direct/hello.php; done >/tmp/direct.txt
+  say "wake: warm request through systemd-socket-proxyd: median $(median </tmp/proxied.txt) s; the same pool direct: median $(median </tmp/direct.txt) s"
+  for target in direct proxied alias; do
+    out=$(wrk -t1 -c4 -d15s "http://127.0.0.1/$target/hello.php" 2>&1)
+    say "wake: wrk -t1 -c4 -d15s /$target/: $(echo "$out" | awk '/Requests\/sec/ {print $2}') req/s, latency $(echo "$out" | awk '/Latency/ {print $2}') (avg)"
+  done
+fi
+exit 0

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# What idlepool costs and what it saves, measured on a real Debian server: the systemd guest of the end-to-end tests
+# (tests/e2e/systemd-guest-lib.sh), with more pools. Runs bench/guest/systemd-bench.sh there and prints its figures.
+#   memory    20 and 100 idle php-fpm pools (pm = ondemand): PSS/RSS from their cgroups, before and after idlepool
+#   scale     1000 socket-activated units: idlepoold's discovery time, RSS, CPU and wakeups in an idle minute
+#   reaction  a pool's deadline to its stop completed; a worker's exit to the decision
+#   wake      first request to a stopped pool vs warm, through nginx, with and without idlepoold; systemd-socket-proxyd
+# Usage: bench/run-systemd-bench.sh BUILD_DIR [PART...]   (default: all parts)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+build=$(cd "${1:?usage: $0 BUILD_DIR [PART...]}" && pwd)
+shift
+parts=${*:-memory scale reaction wake}
+. "$top/tests/e2e/systemd-guest-lib.sh"
+. "$top/tests/e2e/systemd-tree.sh"
+
+work=$(mktemp -d /tmp/idlepool-bench.XXXXXX)
+[[ -n ${IDLEPOOL_KEEP_GUEST_LOGS:-} ]] && echo "guest log kept in $work" || trap 'rm -rf "$work"' EXIT
+tree=$work/tree
+idlepool_e2e_tree "$tree" "$top" "$build" 30s
+units=$tree/etc/systemd/system
+pool() {  # NAME IDLE_PROCESS_TIMEOUT
+  cat >"$tree/etc/php/8.2/fpm/idlepool/$1.conf" <<CONF
+[global]
+error_log = syslog
+process_control_timeout = 20s
+[$1]
+user = www-data
+group = www-data
+listen = /run/php/$1.sock.inherited
+pm = ondemand
+pm.max_children = 2
+pm.process_idle_timeout = 3s
+CONF
+}
+for i in $(seq 100); do pool "mem$i"; done
+for i in $(seq 6); do pool "react$i"; done
+{
+  echo "idle-timeout = 30s"
+  echo "min-uptime = 2s"
+  echo "unit-pattern = php*-fpm@*.service"
+  echo "max-stops-per-second = 50"
+  echo "stop-burst = 100"
+  echo "log-level = debug"
+  for i in $(seq 6); do printf '[pool php-fpm@react%d.service]\nidle-timeout = 5s\n' "$i"; done
+  printf '[pool php-fpm@alias.service]\nidle-timeout = 6s\n'
+} >"$tree/etc/idlepool/idlepool.conf"
+# 1000 socket-activated units that need not run anything (scale).
+cat >"$units/bench@.socket" <<'UNIT'
+[Socket]
+ListenStream=/run/bench/%i.sock
+UNIT
+cat >"$units/bench@.service" <<'UNIT'
+[Service]
+ExecStart=/bin/sleep infinity
+UNIT
+# A php-fpm pool that just runs (127.0.0.1:9101), and systemd-socket-proxyd in front of it (127.0.0.1:9102), exiting
+# when idle: what users do instead of idlepool.
+cat >"$tree/etc/php/8.2/fpm/idlepool/direct.conf" <<'CONF'
+[global]
+error_log = syslog
+[direct]
+user = www-data
+group = www-data
+listen = 127.0.0.1:9101
+pm = ondemand
+pm.max_children = 4
+CONF
+cat >"$units/direct-fpm.service" <<'UNIT'
+[Service]
+Type=notify
+ExecStart=/usr/sbin/php-fpm8.2 --nodaemonize --fpm-config /etc/php/8.2/fpm/idlepool/direct.conf
+UNIT
+cat >"$units/proxied-fpm.socket" <<'UNIT'
+[Socket]
+ListenStream=127.0.0.1:9102
+UNIT
+cat >"$units/proxied-fpm.service" <<'UNIT'
+[Unit]
+Requires=direct-fpm.service
+After=direct-fpm.service
+[Service]
+ExecStart=/lib/systemd/systemd-socket-proxyd --exit-idle-time=30s 127.0.0.1:9101
+UNIT
+install -m 0755 "$here/guest/systemd-bench.sh" "$tree/usr/local/lib/idlepool-e2e/systemd-bench.sh"
+cat >"$tree/usr/local/lib/idlepool-e2e/bench-driver.sh" <<DRIVER
+#!/bin/bash
+systemctl start php-fpm@alias.socket \$(for i in \$(seq 6); do echo php-fpm@react\$i.socket; done)
+systemctl start idlepoold
+BENCH_PARTS="$parts" /usr/local/lib/idlepool-e2e/systemd-bench.sh
+DRIVER
+chmod +x "$tree/usr/local/lib/idlepool-e2e/bench-driver.sh"
+systemd_guest_tree "$tree" /usr/local/lib/idlepool-e2e/bench-driver.sh
+echo "booting the benchmark guest (parts: $parts)"
+IDLEPOOL_GUEST_MEMORY=${IDLEPOOL_GUEST_MEMORY:-3072} systemd_guest_boot "$tree" "$work/serial.log" 2400 "$top" "$build"
+grep -a "BENCH:" "$work/serial.log" | tr -d '\r' | sed 's/^BENCH: //'
+grep -q "IDLEPOOL-RESULT: rc=0" "$work/serial.log" || { echo "the benchmark guest did not finish"; tail -n 30 "$work/serial.log"; exit 1; }
