@@ -71,25 +71,34 @@ if [[ " $parts " == *" scale "* ]]; then
   hwm=$(awk '/^VmHWM/ {print $2}' /proc/$pid/status)
   say "scale: idlepoold READY with $pools pools in ${ready} s; RSS $((rss / 1024)).$(((rss % 1024) * 10 / 1024)) MiB (peak $((hwm / 1024)) MiB)"
   # Idle: nothing happens for a minute. CPU time and wakeups (context switches) per thread.
-  declare -A before
-  for task in /proc/$pid/task/*; do
-    tid=${task##*/}
-    before[$tid]=$(awk '/^voluntary_ctxt_switches|^nonvoluntary_ctxt_switches/ {s += $2} END {print s}' "$task/status")
-  done
-  cpu0=$(awk '{print $14 + $15}' /proc/$pid/stat)
-  sleep 60
-  cpu1=$(awk '{print $14 + $15}' /proc/$pid/stat)
-  total=0
-  for task in /proc/$pid/task/*; do
-    tid=${task##*/}
-    now=$(awk '/^voluntary_ctxt_switches|^nonvoluntary_ctxt_switches/ {s += $2} END {print s}' "$task/status")
-    d=$((now - ${before[$tid]:-0}))
-    total=$((total + d))
-    say "scale: idle minute, thread $tid ($(cat "$task/comm")): $d wakeups"
-  done
-  say "scale: idle minute with $pools pools: $total wakeups in all, CPU $(((cpu1 - cpu0) * 10)) ms"
+  idle_minute() {  # LABEL
+    local -A before
+    local task tid now d total=0 cpu0 cpu1
+    for task in /proc/$pid/task/*; do
+      tid=${task##*/}
+      before[$tid]=$(awk '/^voluntary_ctxt_switches|^nonvoluntary_ctxt_switches/ {s += $2} END {print s}' "$task/status")
+    done
+    cpu0=$(awk '{print $14 + $15}' /proc/$pid/stat)
+    sleep 60
+    cpu1=$(awk '{print $14 + $15}' /proc/$pid/stat)
+    for task in /proc/$pid/task/*; do
+      tid=${task##*/}
+      now=$(awk '/^voluntary_ctxt_switches|^nonvoluntary_ctxt_switches/ {s += $2} END {print s}' "$task/status")
+      d=$((now - ${before[$tid]:-0}))
+      total=$((total + d))
+      say "scale: $1, thread $tid ($(cat "$task/comm")): $d wakeups"
+    done
+    say "scale: $1 with $pools pools: $total wakeups in all, CPU $(((cpu1 - cpu0) * 10)) ms"
+  }
+  idle_minute "idle minute, pools stopped"
   rss=$(awk '/^VmRSS/ {print $2}' /proc/$pid/status)
   say "scale: RSS after the idle minute $((rss / 1024)).$(((rss % 1024) * 10 / 1024)) MiB"
+  # The same pools running (with no worker process: each is looked at every stall-timeout, 5 s), none due to stop.
+  sed -i 's/^idle-timeout = .*/idle-timeout = 1h/' /etc/idlepool/idlepool.conf
+  systemctl reload idlepoold
+  systemctl start $(for ((i = 1; i <= n; i++)); do echo "bench@$i.service"; done)
+  sleep 5
+  idle_minute "idle minute, $n pools running"
 fi
 
 if [[ " $parts " == *" reaction "* ]]; then

@@ -12,6 +12,7 @@ PoolPolicy DaemonConfig::policy_for(const std::string& unit) const {
   if (it != pools.end()) {
     if (it->second.idle_timeout) p.idle_timeout = *it->second.idle_timeout;
     if (it->second.min_uptime) p.min_uptime = *it->second.min_uptime;
+    if (it->second.stall_timeout) p.stall_timeout = *it->second.stall_timeout;
     if (it->second.pin) p.pinned = *it->second.pin;
   }
   for (const auto& name : pinned)

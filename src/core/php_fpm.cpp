@@ -50,7 +50,7 @@ Result<PhpFpmConfig> parse_php_fpm_config(std::string_view text, const std::stri
       if (line.back() != ']') return Error{where() + "section header without ']'", EINVAL};
       section = std::string(trim(line.substr(1, line.size() - 2)));
       if (section.empty()) return Error{where() + "empty section name", EINVAL};
-      if (section != "global") cfg.pools.push_back({section, ""});
+      if (section != "global") cfg.pools.push_back({section, "", ""});
       if (end == text.size()) break;
       continue;
     }
@@ -66,6 +66,8 @@ Result<PhpFpmConfig> parse_php_fpm_config(std::string_view text, const std::stri
       cfg.process_control_timeout_s = *s;
     } else if (key == "listen" && !section.empty() && section != "global") {
       cfg.pools.back().listen = expand_pool(value, section);
+    } else if (key == "pm" && !section.empty() && section != "global") {
+      cfg.pools.back().pm = value;
     }
     if (end == text.size()) break;
   }

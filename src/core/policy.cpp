@@ -54,6 +54,17 @@ Decision decide(const PoolSnapshot& pool, const PoolPolicy& policy, MonoTime now
   return Decision{Decision::Kind::kStop, std::nullopt, "idle"};
 }
 
+StallCheck check_stall(const PoolSnapshot& pool, const PoolPolicy& policy, MonoTime now) {
+  if (policy.stall_timeout.count() == 0 || !pool.running || pool.stop_in_progress || !pool.queued_since ||
+      pool.queued_connections == 0)
+    return {};
+  MonoTime due = std::max(*pool.queued_since, pool.active_since) + policy.stall_timeout;
+  if (now < due) return StallCheck{false, due};
+  // Work in progress takes the queue when it is done: not a stall.
+  if (pool.active_connections > 0 || pool.workers > 0) return {};
+  return StallCheck{true, std::nullopt};
+}
+
 StopRateLimiter::StopRateLimiter(double per_second, double burst)
     : per_second_(per_second), burst_(std::max(1.0, burst)), tokens_(burst_), last_(0) {}
 

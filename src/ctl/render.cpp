@@ -116,6 +116,7 @@ std::string render_show(const nlohmann::json& p) {
   for (const auto& w : field(p, "warnings")) row("Warning", str(w));
   row("Stops", str(field(p, "stops_total")) + " " + field(p, "stops").dump());
   row("Wakes", str(field(p, "wakes")));
+  if (field(p, "stalls").is_object() && !field(p, "stalls").empty()) row("Stalls", field(p, "stalls").dump());
   const auto& wl = field(p, "wake_latency");
   if (field(wl, "count").is_number() && field(wl, "count").get<uint64_t>() > 0)
     row("Wake latency", "mean " + std::to_string(field(wl, "sum_seconds").get<double>() /

@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "idlepool/sys/cgroup.h"
+#include "idlepool/sys/nudge.h"
 #include "idlepool/sys/php_fpm_files.h"
 #include "idlepool/sys/probe.h"
 #include "idlepool/sys/process_watcher.h"
@@ -272,7 +273,8 @@ Result<std::unique_ptr<Daemon>> Daemon::create(const Invocation& invocation, std
                          &monotonic_now,
                          &sys::read_php_fpm_config,
                          &is_socket,
-                         [cgroups_ptr](const std::string& cg) { return cgroups_ptr->memory_current(cg); }};
+                         [cgroups_ptr](const std::string& cg) { return cgroups_ptr->memory_current(cg); },
+                         [](const SocketAddress& a) { return sys::nudge(a); }};
   impl->manager = std::make_unique<PoolManager>(config, deps);
 
   sigset_t mask;

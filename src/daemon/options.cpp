@@ -19,6 +19,8 @@ po::options_description settings() {
   d.add_options()
       ("idle-timeout", po::value<std::string>(), "stop a pool after this long without accepts or requests (300s)")
       ("min-uptime", po::value<std::string>(), "never stop a pool that has been up less than this (30s)")
+      ("stall-timeout", po::value<std::string>(), "connections queued this long with none accepted and no worker: "
+                                                  "nudge php-fpm ondemand pools, report others (5s; 0: off)")
       ("unit-pattern", po::value<std::vector<std::string>>(), "manage services matching this glob (repeatable; "
                                                               "default php*-fpm@*.service and php*-fpm.service)")
       ("unit", po::value<std::vector<std::string>>(), "manage this service (repeatable)")
@@ -75,10 +77,10 @@ Result<void> apply_pool_setting(DaemonConfig& config, const std::string& option,
   if (dot == std::string::npos) return Error{"malformed pool setting '" + option + "'", EINVAL};
   std::string unit = rest.substr(0, dot), key = rest.substr(dot + 1);
   auto& o = config.pools[unit];
-  if (key == "idle-timeout" || key == "min-uptime") {
+  if (key == "idle-timeout" || key == "min-uptime" || key == "stall-timeout") {
     auto d = parse_duration(value);
     if (!d) return Error{"[pool " + unit + "] " + key + ": " + d.error().message, EINVAL};
-    (key == "idle-timeout" ? o.idle_timeout : o.min_uptime) = *d;
+    (key == "idle-timeout" ? o.idle_timeout : key == "min-uptime" ? o.min_uptime : o.stall_timeout) = *d;
     return {};
   }
   if (key == "pin") {
@@ -91,7 +93,7 @@ Result<void> apply_pool_setting(DaemonConfig& config, const std::string& option,
     }
     return {};
   }
-  return Error{"[pool " + unit + "]: unknown setting '" + key + "' (known: idle-timeout, min-uptime, pin)", EINVAL};
+  return Error{"[pool " + unit + "]: unknown setting '" + key + "' (known: idle-timeout, min-uptime, stall-timeout, pin)", EINVAL};
 }
 
 }  // namespace
@@ -184,6 +186,11 @@ Result<Invocation> parse_invocation(const std::vector<std::string>& args) {
     auto d = duration_setting(vm, "min-uptime");
     if (!d) return fail("min-uptime", d.error());
     c.defaults.min_uptime = *d;
+  }
+  if (vm.count("stall-timeout")) {
+    auto d = duration_setting(vm, "stall-timeout");
+    if (!d) return fail("stall-timeout", d.error());
+    c.defaults.stall_timeout = *d;
   }
   if (vm.count("unit-pattern")) c.unit_patterns = vm["unit-pattern"].as<std::vector<std::string>>();
   if (vm.count("unit")) c.units = vm["unit"].as<std::vector<std::string>>();

@@ -171,6 +171,7 @@ void PoolManager::unregister_listeners(Pool& pool) {
 
 void PoolManager::assess_safety(Pool& pool) {
   pool.safety = {};
+  pool.nudge_on_stall = false;
   if (!sys::runs_php_fpm(pool.service.exec_start)) {
     if (pool.service.kill_signal != 3 && pool.service.kill_signal != 15)
       pool.safety.warnings.push_back("stops with signal " + std::to_string(pool.service.kill_signal));
@@ -187,6 +188,8 @@ void PoolManager::assess_safety(Pool& pool) {
     in.fpm_config_problem = "no --fpm-config on its ExecStart and no default for its php-fpm binary";
   } else if (auto cfg = deps_.read_php_fpm(path); cfg) {
     in.fpm = std::move(*cfg);
+    pool.nudge_on_stall = std::any_of(in.fpm->pools.begin(), in.fpm->pools.end(),
+                                      [](const PhpFpmPoolListen& p) { return p.pm == "ondemand"; });
   } else {
     in.fpm_config_problem = cfg.error().message;
   }
@@ -311,7 +314,6 @@ void PoolManager::on_pool_events(const std::vector<PoolEvent>& events) {
 PoolSnapshot PoolManager::snapshot(Pool& pool, const std::map<sys::ListenerId, sys::ListenerSnapshot>& counters,
                                    MonoTime now) {
   PoolSnapshot s;
-  (void)now;
   s.running = pool.service.running();
   s.stop_in_progress = pool.stop_requested || pool.service.active_state == "deactivating";
   s.active_since = pool.service.active_enter;
@@ -347,6 +349,19 @@ PoolSnapshot PoolManager::snapshot(Pool& pool, const std::map<sys::ListenerId, s
     }
   }
   if (auto p = deps_.processes.processes(pool.unit)) s.workers = p->workers;
+  uint64_t accepts = 0;
+  for (const auto& l : pool.listeners)
+    if (l.id)
+      if (auto c = counters.find(*l.id); c != counters.end()) accepts += c->second.accepts;
+  if (s.queued_connections == 0 || !s.running) {
+    pool.queued_since.reset();
+    pool.stall_reported = false;
+  } else if (accepts != pool.accepts_seen || !pool.queued_since) {
+    pool.queued_since = now;  // queued, and the pool took one since the last look (or it is the first look)
+    pool.stall_reported = false;
+  }
+  pool.accepts_seen = accepts;
+  s.queued_since = pool.queued_since;
   pool.last_activity = s.last_activity;
   pool.can_wake = s.can_wake;
   return s;
@@ -370,6 +385,38 @@ void PoolManager::stop(Pool& pool, MonoTime now) {
                config_.stop_method == StopMethod::kSystemctl ? "systemctl stop --no-block" : "StopUnit over D-Bus");
   pool.stop_requested = true;
   pool.stop_reason = pool.decision.reason;
+}
+
+void PoolManager::repair_stall(Pool& pool, const PoolSnapshot& snap, MonoTime now) {
+  auto queued_for = seconds_ago(now, std::max(*snap.queued_since, snap.active_since));
+  if (!pool.nudge_on_stall) {
+    if (pool.stall_reported) return;
+    pool.stall_reported = true;
+    ++pool.stalls_by_action["reported"];
+    spdlog::warn("{}: stalled: {} connection(s) queued for {} with none accepted and no worker to take them", pool.unit,
+                 snap.queued_connections, queued_for);
+    return;
+  }
+  // One nudge a stall_timeout: the worker it makes needs a moment to take the queue.
+  if (pool.last_nudge && now - *pool.last_nudge < policy_for(pool.unit).stall_timeout) return;
+  pool.last_nudge = now;
+  bool nudged = false;
+  for (const auto& l : pool.listeners) {
+    if (!l.id) continue;
+    auto c = last_counters_.find(*l.id);
+    if (c == last_counters_.end() || c->second.backlog == 0) continue;
+    if (auto r = deps_.nudge(l.address); !r) {
+      // Said once a stall; it is tried again every stall-timeout.
+      if (!pool.stall_reported) spdlog::error("{}: stalled, and the nudge failed: {}", pool.unit, r.error().message);
+      continue;
+    }
+    nudged = true;
+    spdlog::warn("{}: stalled: {} connection(s) queued on {} for {} with none accepted and no worker; nudged it with "
+                 "one connection (php-fpm's ondemand master forks only on a new connection, php bug #69724)",
+                 pool.unit, c->second.backlog, l.address.to_string(), queued_for);
+  }
+  ++pool.stalls_by_action[nudged ? "nudged" : "nudge-failed"];
+  pool.stall_reported = true;
 }
 
 bool PoolManager::read_counters() {
@@ -449,6 +496,15 @@ std::optional<MonoTime> PoolManager::evaluate() {
     }
     if (d.kind == Decision::Kind::kStop) stop(pool, now);
     if (pool.decision.at && (!next || *pool.decision.at < *next)) next = pool.decision.at;
+    // Stalls: looked for every stall_timeout while a pool runs without workers (the only way a stall happens).
+    PoolPolicy policy = policy_for(unit);
+    StallCheck stall = check_stall(snap, policy, now);
+    if (stall.stalled) repair_stall(pool, snap, now);
+    std::optional<MonoTime> look;
+    if (stall.check_at) look = stall.check_at;
+    if (stall.stalled || (policy.stall_timeout.count() > 0 && snap.running && snap.workers == 0 && !snap.stop_in_progress))
+      look = std::min(look.value_or(now + policy.stall_timeout), now + policy.stall_timeout);
+    if (look && (!next || *look < *next)) next = look;
   }
   return next;
 }
@@ -545,6 +601,7 @@ std::vector<PoolStatus> PoolManager::status() const {
     s.last_activity = pool.last_activity;
     s.stops_by_reason = pool.stops_by_reason;
     s.wakes = pool.wakes;
+    s.stalls_by_action = pool.stalls_by_action;
     out.push_back(std::move(s));
   }
   return out;

@@ -31,6 +31,8 @@ using PhpFpmReader = std::function<Result<PhpFpmConfig>(const std::string& path)
 using SocketPathCheck = std::function<bool(const std::string& path)>;
 // memory.current of a cgroup, when accounted.
 using MemoryReader = std::function<std::optional<uint64_t>(const std::string& cgroup)>;
+// Opens and closes one connection to a listening socket (sys::nudge; tests record the calls).
+using Nudger = std::function<Result<void>(const SocketAddress& address)>;
 
 class PoolManager {
  public:
@@ -42,6 +44,7 @@ class PoolManager {
     PhpFpmReader read_php_fpm;
     SocketPathCheck socket_exists;
     MemoryReader memory;
+    Nudger nudge;
   };
   PoolManager(DaemonConfig config, Deps deps);
 
@@ -105,6 +108,13 @@ class PoolManager {
     std::optional<MonoTime> process_event_at;  // a worker or main exit not yet followed by a decision
     LatencyHistogram wake_latency;
     bool can_wake = false;
+    // Stalls (check_stall): connections queued with none accepted since `queued_since`.
+    uint64_t accepts_seen = 0;
+    std::optional<MonoTime> queued_since;
+    bool nudge_on_stall = false;  // a php-fpm ondemand pool: a new connection makes its master fork a worker
+    std::optional<MonoTime> last_nudge;
+    bool stall_reported = false;  // said once a stall (a report, or a failed nudge)
+    std::map<std::string, uint64_t> stalls_by_action;  // "nudged", "nudge-failed", "reported"
   };
 
   Result<void> load(Pool& pool);
@@ -118,6 +128,7 @@ class PoolManager {
   bool manages(const std::string& unit) const;
   PoolSnapshot snapshot(Pool& pool, const std::map<sys::ListenerId, sys::ListenerSnapshot>& counters, MonoTime now);
   void stop(Pool& pool, MonoTime now);
+  void repair_stall(Pool& pool, const PoolSnapshot& snap, MonoTime now);
   void after_stop(Pool& pool);
   bool read_counters();
   void time_wakes();

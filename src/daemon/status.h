@@ -57,6 +57,7 @@ struct PoolStatus {
   std::optional<MonoTime> last_activity;
   std::map<std::string, uint64_t> stops_by_reason;
   uint64_t wakes = 0;
+  std::map<std::string, uint64_t> stalls_by_action;  // "nudged", "nudge-failed", "reported" (check_stall)
   bool pinned = false;                    // by configuration or at run time
   bool can_wake = false;
   std::optional<uint64_t> memory_bytes;   // its cgroup's memory.current, while it runs

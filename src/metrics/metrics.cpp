@@ -88,6 +88,9 @@ std::vector<MetricFamily> build(const Snapshot& s) {
   auto& stops = f.add("idlepool_pool_stops_total", "Stops of the pool by idlepool, by reason", MetricType::Counter);
   auto& wakes = f.add("idlepool_pool_wakes_total", "Starts of the pool by a connection after idlepool stopped it",
                       MetricType::Counter);
+  auto& stalls = f.add("idlepool_pool_stalls_total",
+                       "Looks at stalled pools (connections queued, none accepted, no worker): nudged, nudge-failed or reported",
+                       MetricType::Counter);
   auto& latency = f.add("idlepool_pool_wake_latency_seconds",
                         "From the start of a stopped pool to its first accept or request", MetricType::Histogram);
   auto& memory = f.add("idlepool_pool_memory_bytes", "memory.current of the pool's cgroup while it runs",
@@ -128,6 +131,12 @@ std::vector<MetricFamily> build(const Snapshot& s) {
       if (reason != "idle")
         stops.metric.push_back(value({{"pool", p.unit}, {"reason", reason}}, static_cast<double>(n), MetricType::Counter));
     wakes.metric.push_back(value(pool, static_cast<double>(p.wakes), MetricType::Counter));
+    for (const char* action : {"nudged", "nudge-failed", "reported"}) {
+      auto it = p.stalls_by_action.find(action);
+      stalls.metric.push_back(value({{"pool", p.unit}, {"action", action}},
+                                    it == p.stalls_by_action.end() ? 0 : static_cast<double>(it->second),
+                                    MetricType::Counter));
+    }
     ClientMetric h;
     h.label = pool;
     h.histogram.sample_count = p.wake_latency.count;

@@ -5,6 +5,8 @@
 #   php-fpm@churn1, php-fpm@churn2  the same, with a 3 s idle timeout (churn tests)
 #   php-fpm@naive  unix socket, php-fpm listening on the socket unit's own path (must be refused)
 #   php-fpm-seed   TCP 127.0.0.1:8888 as in the original write-up, named explicitly in the configuration
+#   php-fpm@stall  the stop-safe template, its exiting workers held 800 ms (tests/support/slow_worker_exit.c) so that
+#                  php-fpm's ondemand race (a connection missed while the idle worker exits) is hit every time
 #   vanish         a service that deletes its socket path when it stops
 #   nginx-e2e      nginx on 127.0.0.1:80: /seed/ /alias/ /churn1/ /churn2/, /keep/ over a kept-alive connection, and
 #                  /direct/ /proxied/ (127.0.0.1:9101 and :9102, which only the benchmarks set up)
@@ -79,6 +81,17 @@ pool_conf churn1 /run/php/churn1.sock.inherited
 pool_conf churn2 /run/php/churn2.sock.inherited
 pool_conf naive /run/php/naive.sock
 pool_conf seed 127.0.0.1:8888
+pool_conf stall /run/php/stall.sock.inherited
+sed -i 's/^pm.process_idle_timeout = .*/pm.process_idle_timeout = 1s/' "$tree/etc/php/8.2/fpm/idlepool/stall.conf"
+if [[ -f $build/tests/slow_worker_exit.so ]]; then
+  install -m 0755 "$build/tests/slow_worker_exit.so" "$tree/usr/local/lib/idlepool-e2e/slow_worker_exit.so"
+  mkdir -p "$units/php-fpm@stall.service.d"
+  cat >"$units/php-fpm@stall.service.d/slow-exit.conf" <<'UNIT'
+[Service]
+Environment=LD_PRELOAD=/usr/local/lib/idlepool-e2e/slow_worker_exit.so IDLEPOOL_SLOW_EXIT_MS=800
+Environment=IDLEPOOL_SLOW_EXIT_DIR=/run/idlepool-stall
+UNIT
+fi
 cat >"$tree/etc/idlepool/idlepool.conf" <<CONF
 idle-timeout = $idle
 min-uptime = 2s
@@ -86,12 +99,15 @@ unit-pattern = php*-fpm@*.service
 unit = php-fpm-seed.service
 unit = vanish.service
 max-stops-per-second = 5
+stall-timeout = 2s
 log-level = debug
 
 [pool php-fpm@churn1.service]
 idle-timeout = 3s
 [pool php-fpm@churn2.service]
 idle-timeout = 3s
+[pool php-fpm@stall.service]
+idle-timeout = 60s
 CONF
 # nginx in front, as in the original setup: fastcgi_pass to each pool; /keep/ keeps its FastCGI connection open.
 mkdir -p "$tree/etc/idlepool-e2e"

@@ -54,6 +54,7 @@ PhpFpmPool::PhpFpmPool(const PhpFpmOptions& options) {
   master_ = fork();
   if (master_ == 0) {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
+    for (const auto& [name, value] : options.env) ::setenv(name.c_str(), value.c_str(), 1);
     execl(bin.c_str(), bin.c_str(), "--nodaemonize", "--allow-to-run-as-root", "--fpm-config",
           (dir_ + "/php-fpm.conf").c_str(), "-n", static_cast<char*>(nullptr));
     _exit(127);

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <string>
 
 #include "idlepool/core/address.h"
@@ -15,6 +16,7 @@ struct PhpFpmOptions {
   int max_children = 1;
   int process_idle_timeout_s = 10;  // ondemand
   bool tcp = false;                 // listen on 127.0.0.1:<free port> instead of a unix socket
+  std::map<std::string, std::string> env;  // added to php-fpm's environment (e.g. LD_PRELOAD)
 };
 
 class PhpFpmPool {

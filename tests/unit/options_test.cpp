@@ -53,6 +53,16 @@ TEST(Options, NoFileMeansDefaults) {
   ASSERT_TRUE(inv.ok()) << inv.error().message;
   EXPECT_TRUE(inv->check_config);
   EXPECT_EQ(inv->config.defaults.idle_timeout, 300s);
+  EXPECT_EQ(inv->config.defaults.stall_timeout, 5s);
+}
+
+TEST(Options, StallTimeoutGlobalAndPerPool) {
+  std::string path = write_temp("stall-timeout = 2s\n[pool quiet.service]\nstall-timeout = 0\n");
+  auto inv = parse({"--config", path});
+  unlink(path.c_str());
+  ASSERT_TRUE(inv.ok()) << inv.error().message;
+  EXPECT_EQ(inv->config.policy_for("other.service").stall_timeout, 2s);
+  EXPECT_EQ(inv->config.policy_for("quiet.service").stall_timeout, 0s) << "0 turns stall checks off";
 }
 
 struct Bad {
@@ -67,6 +77,8 @@ TEST(Options, BadInputIsNamedWithItsLine) {
       {"\n\nidle-timeout = soon\n", {}, ":3: idle-timeout: 'soon' is not a duration"},
       {"[pool x.service]\nidle-timeout = 1\nfrobs = 2\n", {}, ":3: [pool x.service]: unknown setting 'frobs'"},
       {"[pool x.service]\npin = maybe\n", {}, ":2: [pool x.service] pin: 'maybe' is not true or false"},
+      {"stall-timeout = often\n", {}, ":1: stall-timeout: 'often' is not a duration"},
+      {"[pool x.service]\nstall-timeout = -3\n", {}, ":2: [pool x.service] stall-timeout: '-3' is not a duration"},
       {"dry-run = perhaps\n", {}, ":1: the argument ('perhaps') for option 'dry-run' is invalid"},
       {"max-stops-per-second = 0\n", {}, ":1: max-stops-per-second must be greater than 0"},
       {"log-level = loud\n", {}, ":1: log-level 'loud'"},

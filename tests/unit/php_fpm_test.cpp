@@ -34,6 +34,7 @@ TEST(PhpFpmConfig, ReadsDebiansConfigurationAndItsIncludes) {
   ASSERT_EQ(main->pools.size(), 1u);
   EXPECT_EQ(main->pools[0].pool, "www");
   EXPECT_EQ(main->pools[0].listen, "/run/php/php8.2-fpm.sock");
+  EXPECT_EQ(main->pools[0].pm, "dynamic");
 }
 
 TEST(PhpFpmConfig, ExpandsPoolNamesQuotesAndTimes) {
@@ -65,7 +66,7 @@ TEST(PhpFpmConfig, ErrorsNameFileAndLine) {
 
 PhpFpmConfig pool_listening(const std::string& listen, std::optional<int> pct) {
   PhpFpmConfig c;
-  c.pools.push_back({"site", listen});
+  c.pools.push_back({"site", listen, "ondemand"});
   c.process_control_timeout_s = pct;
   return c;
 }

@@ -131,5 +131,40 @@ TEST(StopRateLimiter, HundredsOfSimultaneousDeadlinesAreSpreadOut) {
   EXPECT_GE(stopped_in_first_second, 9);
 }
 
+TEST(StallCheck, QueuedWithNoAcceptNoWorkerForStallTimeout) {
+  PoolPolicy policy;
+  policy.stall_timeout = 5s;
+  PoolSnapshot p = idle_pool();
+  p.queued_connections = 1;
+  p.queued_since = at(3000s);
+  EXPECT_FALSE(check_stall(p, policy, at(3004s)).stalled);
+  EXPECT_EQ(check_stall(p, policy, at(3004s)).check_at, at(3005s));
+  EXPECT_TRUE(check_stall(p, policy, at(3005s)).stalled);
+
+  PoolSnapshot busy = p;
+  busy.active_connections = 1;  // a worker is on a request: it takes the queue when done
+  EXPECT_FALSE(check_stall(busy, policy, at(3010s)).stalled);
+  PoolSnapshot workers = p;
+  workers.workers = 2;
+  EXPECT_FALSE(check_stall(workers, policy, at(3010s)).stalled);
+  PoolSnapshot nothing = p;
+  nothing.queued_connections = 0;
+  EXPECT_FALSE(check_stall(nothing, policy, at(3010s)).stalled);
+  EXPECT_FALSE(check_stall(nothing, policy, at(3010s)).check_at.has_value());
+  PoolSnapshot stopping = p;
+  stopping.stop_in_progress = true;  // php-fpm does not fork while it finishes; systemd starts it again after
+  EXPECT_FALSE(check_stall(stopping, policy, at(3010s)).stalled);
+  PoolSnapshot down = p;
+  down.running = false;  // the socket unit wakes it
+  EXPECT_FALSE(check_stall(down, policy, at(3010s)).stalled);
+  PoolSnapshot just_up = p;
+  just_up.active_since = at(3008s);  // queued while it started: counted from when it came up
+  EXPECT_FALSE(check_stall(just_up, policy, at(3010s)).stalled);
+  EXPECT_TRUE(check_stall(just_up, policy, at(3013s)).stalled);
+  PoolPolicy off = policy;
+  off.stall_timeout = 0s;
+  EXPECT_FALSE(check_stall(p, off, at(3100s)).stalled);
+}
+
 }  // namespace
 }  // namespace idlepool

@@ -1,5 +1,5 @@
 // The pool manager driven by fakes of systemd, the probe and the process watcher, with a settable clock: discovery,
-// stopping, counting stops and wakes, the rate limit, dry runs, unsafe pools, vanished socket paths. The real
+// stopping, counting stops and wakes, the rate limit, dry runs, unsafe pools, vanished socket paths, stalls. The real
 // systemd, probe and php-fpm are exercised by tests/e2e.
 #include "pool_manager.h"
 
@@ -116,6 +116,7 @@ class FakeProbe final : public sys::ListenerSource {
 class FakeProcesses final : public sys::ProcessSource {
  public:
   std::set<std::string> pools;
+  std::map<std::string, uint32_t> workers;  // by pool; 0 when not set
   Result<void> add_pool(const std::string& pool, const std::string&, std::optional<int32_t>) override {
     pools.insert(pool);
     return {};
@@ -123,7 +124,8 @@ class FakeProcesses final : public sys::ProcessSource {
   void remove_pool(const std::string& pool) override { pools.erase(pool); }
   std::optional<PoolProcesses> processes(const std::string& pool) const override {
     if (!pools.count(pool)) return std::nullopt;
-    return PoolProcesses{1, 0, true, 100};
+    auto w = workers.count(pool) ? workers.at(pool) : 0u;
+    return PoolProcesses{1 + w, w, true, 100};
   }
 };
 
@@ -134,7 +136,10 @@ class PoolManagerTest : public ::testing::Test {
   FakeProbe probe;
   FakeProcesses processes;
   std::map<std::string, std::string> fpm_listen;  // config path -> listen
+  std::string fpm_pm = "dynamic";                 // every pool's pm
   std::set<std::string> vanished;
+  std::vector<std::string> nudged;                // addresses, in order
+  bool nudge_fails = false;
 
   std::unique_ptr<PoolManager> manager(DaemonConfig config = base_config()) {
     PoolManager::Deps deps{systemd,
@@ -145,24 +150,46 @@ class PoolManagerTest : public ::testing::Test {
                              auto it = fpm_listen.find(path);
                              if (it == fpm_listen.end()) return Error{"cannot open " + path};
                              PhpFpmConfig c;
-                             c.pools.push_back({"pool", it->second});
+                             c.pools.push_back({"pool", it->second, fpm_pm});
                              c.process_control_timeout_s = 10;
                              return c;
                            },
                            [this](const std::string& path) { return !vanished.count(path); },
-                           [](const std::string&) -> std::optional<uint64_t> { return 4u << 20; }};
+                           [](const std::string&) -> std::optional<uint64_t> { return 4u << 20; },
+                           [this](const SocketAddress& a) -> Result<void> {
+                             if (nudge_fails) return Error{"nudge " + a.to_string() + ": connect: Permission denied"};
+                             nudged.push_back(a.to_string());
+                             return {};
+                           }};
     return std::make_unique<PoolManager>(config, deps);
   }
   static DaemonConfig base_config() {
     DaemonConfig c;
     c.defaults.idle_timeout = 60s;
     c.defaults.min_uptime = 10s;
+    c.defaults.stall_timeout = 0s;  // the stall tests turn it on
     c.unit_patterns = {"php-fpm@*.service"};
     return c;
   }
   void add_safe_pool(const std::string& name) {
     systemd.add_pool(name, "/run/php/" + name + ".sock", clock);
     fpm_listen["/etc/php/" + name + ".conf"] = "/run/php/" + name + ".sock.inherited";
+  }
+  // One discovered pool, php-fpm@a, whose php-fpm runs `pm`, looked at for stalls every `stall_timeout`.
+  std::unique_ptr<PoolManager> stall_manager(const std::string& pm, std::chrono::seconds stall_timeout) {
+    fpm_pm = pm;
+    add_safe_pool("php-fpm@a");
+    auto config = base_config();
+    config.defaults.stall_timeout = stall_timeout;
+    auto m = manager(config);
+    m->discover();
+    return m;
+  }
+  void evaluate_every(PoolManager& m, std::chrono::seconds step, int times) {
+    for (int i = 0; i < times; ++i) {
+      m.evaluate();
+      clock += step;
+    }
   }
   const PoolStatus& status_of(PoolManager& m, const std::string& unit) {
     statuses_ = m.status();
@@ -391,6 +418,90 @@ TEST_F(PoolManagerTest, MeasuresWakeLatencyAndMemoryReleased) {
   EXPECT_EQ(h.buckets[3], 1u);  // the 0.5 s bucket
   m->refresh();
   EXPECT_EQ(status_of(*m, "php-fpm@a.service").wake_latency.count, 1u) << "one wake, one observation";
+}
+
+// php-fpm's ondemand master missed the edge of a connection (php bug #69724): nothing accepts it, no worker runs.
+TEST_F(PoolManagerTest, AStalledOndemandPoolIsNudgedOncePerStallTimeoutUntilItAccepts) {
+  auto m = stall_manager("ondemand", 5s);
+  auto& sock = probe.at("/run/php/php-fpm@a.sock");
+  sock.accepts = 7;
+  sock.last_activity_ns = static_cast<uint64_t>(clock.count());
+  auto next = m->evaluate();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(*next, clock + 5s) << "a running pool without workers is looked at every stall-timeout";
+  sock.backlog = 1;  // a connection arrives and stays
+  clock += 1s;
+  next = m->evaluate();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(*next, clock + 5s) << "first seen queued now: stalled 5 s later";
+  EXPECT_TRUE(nudged.empty());
+  clock += 4s;
+  m->evaluate();
+  EXPECT_TRUE(nudged.empty()) << "4 s queued is not yet a stall";
+  clock += 1s;
+  m->evaluate();
+  ASSERT_EQ(nudged.size(), 1u);
+  EXPECT_EQ(nudged[0], "/run/php/php-fpm@a.sock");
+  clock += 2s;
+  m->evaluate();
+  EXPECT_EQ(nudged.size(), 1u) << "one nudge a stall-timeout";
+  clock += 3s;
+  m->evaluate();
+  EXPECT_EQ(nudged.size(), 2u) << "still stalled after 5 s: nudged again";
+  // The nudge made a worker; it took the queue.
+  sock.accepts = 9;
+  sock.backlog = 0;
+  clock += 10s;
+  m->evaluate();
+  EXPECT_EQ(nudged.size(), 2u);
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").stalls_by_action.at("nudged"), 2u);
+  EXPECT_TRUE(systemd.stopped.empty()) << "never stopped with a connection queued";
+}
+
+TEST_F(PoolManagerTest, QueuedConnectionsThatMoveOrHaveWorkersAreNoStall) {
+  auto m = stall_manager("ondemand", 5s);
+  auto& sock = probe.at("/run/php/php-fpm@a.sock");
+  sock.backlog = 3;
+  for (int i = 0; i < 6; ++i) {  // accepts progress every 2 s: a busy pool, not a stalled one
+    m->evaluate();
+    sock.accepts += 1;
+    clock += 2s;
+  }
+  EXPECT_TRUE(nudged.empty());
+  processes.workers["php-fpm@a.service"] = 4;  // max_children busy: they take the queue when done
+  clock += 30s;
+  m->evaluate();
+  clock += 30s;
+  m->evaluate();
+  EXPECT_TRUE(nudged.empty());
+  EXPECT_TRUE(status_of(*m, "php-fpm@a.service").stalls_by_action.empty());
+}
+
+TEST_F(PoolManagerTest, AStalledPoolThatIsNotOndemandIsReportedOnceAndNotNudged) {
+  auto m = stall_manager("dynamic", 5s);
+  probe.at("/run/php/php-fpm@a.sock").backlog = 1;
+  evaluate_every(*m, 6s, 5);
+  EXPECT_TRUE(nudged.empty());
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").stalls_by_action.at("reported"), 1u) << "one report a stall";
+}
+
+TEST_F(PoolManagerTest, AFailedNudgeIsCountedApartAndTriedAgain) {
+  auto m = stall_manager("ondemand", 5s);
+  nudge_fails = true;
+  probe.at("/run/php/php-fpm@a.sock").backlog = 1;
+  evaluate_every(*m, 6s, 4);  // first seen, then stalled three times
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").stalls_by_action.at("nudge-failed"), 3u);
+  EXPECT_FALSE(status_of(*m, "php-fpm@a.service").stalls_by_action.count("nudged"));
+  nudge_fails = false;
+  evaluate_every(*m, 6s, 1);
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").stalls_by_action.at("nudged"), 1u);
+}
+
+TEST_F(PoolManagerTest, StallTimeoutZeroTurnsStallsOff) {
+  auto m = stall_manager("ondemand", 0s);
+  probe.at("/run/php/php-fpm@a.sock").backlog = 1;
+  evaluate_every(*m, 6s, 5);
+  EXPECT_TRUE(nudged.empty());
 }
 
 }  // namespace

@@ -18,6 +18,7 @@ namespace idlepool {
 struct PoolOverrides {
   std::optional<std::chrono::seconds> idle_timeout;
   std::optional<std::chrono::seconds> min_uptime;
+  std::optional<std::chrono::seconds> stall_timeout;
   std::optional<bool> pin;
 };
 

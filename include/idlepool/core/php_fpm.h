@@ -18,6 +18,7 @@ namespace idlepool {
 struct PhpFpmPoolListen {
   std::string pool;    // section name
   std::string listen;  // with $pool expanded
+  std::string pm;      // process manager: static, dynamic or ondemand ("" when the file does not say)
 };
 
 struct PhpFpmConfig {

@@ -17,6 +17,8 @@ using MonoTime = std::chrono::nanoseconds;
 struct PoolPolicy {
   std::chrono::seconds idle_timeout{300};
   std::chrono::seconds min_uptime{30};
+  // A pool whose queued connections nobody takes for this long is stalled (see check_stall); 0: never looked for.
+  std::chrono::seconds stall_timeout{5};
   bool pinned = false;
 };
 
@@ -36,6 +38,8 @@ struct PoolSnapshot {
   uint32_t active_connections = 0;
   uint32_t queued_connections = 0;
   uint32_t workers = 0;               // processes besides the main one (informational: busy static pools keep theirs)
+  // Since when connections have been queued with none accepted (unset: nothing queued, or accepts progress).
+  std::optional<MonoTime> queued_since;
 };
 
 struct Decision {
@@ -58,6 +62,17 @@ struct Decision {
 //          the daemon also looks again at once when the pool's last worker or main process exits;
 //   stop:  otherwise, reason "idle".
 Decision decide(const PoolSnapshot& pool, const PoolPolicy& policy, MonoTime now);
+
+// A stalled pool: running, no stop in progress, connections queued for stall_timeout with none accepted (counted
+// from when it came up, at the earliest), nothing accepted still open and no worker process to take them. php-fpm's
+// ondemand master forks a worker only on the edge of a new connection, and skips the fork while it counts an idle
+// worker; when that worker is exiting (pm.process_idle_timeout), the connection waits for the next one to arrive
+// (php bug #69724), for good on a quiet site. Only a new connection repairs that: the daemon nudges.
+struct StallCheck {
+  bool stalled = false;
+  std::optional<MonoTime> check_at;  // not (yet) stalled, but queued: when it would be
+};
+StallCheck check_stall(const PoolSnapshot& pool, const PoolPolicy& policy, MonoTime now);
 
 // How often an in-flight pool is looked at again when nothing else wakes the daemon.
 inline constexpr std::chrono::seconds kInFlightRecheck{5};

@@ -12,7 +12,10 @@ fail() {
 check() {  # NAME EVIDENCE CONDITION...
   local name=$1 evidence=$2
   shift 2
-  if "$@"; then pass "$name: $evidence"; else fail "$name: $evidence"; fi
+  if "$@"; then pass "$name: $evidence"; else
+    fail "$name: $evidence"
+    return 1
+  fi
 }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -40,6 +43,12 @@ jfield() {  # EXPR VERB...
 }
 metric() {  # SERIES (exact, with labels): its value, or "absent"
   curl -fsS http://127.0.0.1:10071/metrics | awk -v s="$1" '$1 == s {print $2; found=1} END {if (!found) print "absent"}'
+}
+# What idlepoold and systemd said about UNIT lately (after a failed check about it).
+unit_story() {  # UNIT
+  echo "---- $1, idlepoold's and systemd's words ----"
+  journalctl --no-pager -o short-monotonic -n 400 _SYSTEMD_UNIT=idlepoold.service + _PID=1 | grep -F "${1%.service}" |
+    tail -n 20 | sed 's/^/  /'
 }
 dump() {
   echo "---- idlepoold journal ----"
@@ -132,13 +141,14 @@ else
 fi
 
 # ---- daemon restart: nothing is stopped on stale data; stopping carries on afterwards ----
-fcgi /run/php/alias.sock hello.php >/dev/null
+woke=$(fcgi /run/php/alias.sock hello.php)
 sleep 4  # 4 of the 6 s idle window pass before the restart
+before=$(state php-fpm@alias.service)
 t=$(now)
 systemctl restart idlepoold
 sleep 4  # 8 s after the last request: the old daemon would have stopped it by now
-check "restart-no-early-stop" "php-fpm@alias is $(state php-fpm@alias.service) 4 s after a restart, 8 s after its last request" \
-  test "$(state php-fpm@alias.service)" = active
+check "restart-no-early-stop" "php-fpm@alias is $(state php-fpm@alias.service) 4 s after a restart ($(since "$t") s after it began), 8 s after its last request ('$woke', $before before the restart)" \
+  test "$(state php-fpm@alias.service)" = active || unit_story php-fpm@alias.service
 if wait_state php-fpm@alias.service inactive 30; then
   pass "restart-then-stop: php-fpm@alias stopped $(since "$t")s after the restart (a whole window of its own)"
 else

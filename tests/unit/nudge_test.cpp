@@ -1,0 +1,130 @@
+// sys::nudge against real sockets: a server that reacts to the edge of a new connection (epoll EPOLLET on its
+// listening socket, as php-fpm's ondemand master does) and missed one sees a new edge, and its accept takes the
+// stalled connection first. Unix and TCP, through the kernel; no root needed.
+#include "idlepool/sys/nudge.h"
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+
+#include "idlepool/sys/unique_fd.h"
+
+namespace idlepool::sys {
+namespace {
+
+struct Listener {
+  UniqueFd fd;
+  SocketAddress address;
+};
+
+Listener unix_listener(const std::string& path) {
+  Listener l;
+  l.fd.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  sockaddr_un un{};
+  un.sun_family = AF_UNIX;
+  std::strncpy(un.sun_path, path.c_str(), sizeof(un.sun_path) - 1);
+  ::unlink(path.c_str());
+  EXPECT_EQ(::bind(l.fd.get(), reinterpret_cast<sockaddr*>(&un), sizeof(un)), 0) << std::strerror(errno);
+  EXPECT_EQ(::listen(l.fd.get(), 16), 0);
+  l.address = *parse_socket_address(path);
+  return l;
+}
+
+Listener tcp_listener() {
+  Listener l;
+  l.fd.reset(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  sockaddr_in in{};
+  in.sin_family = AF_INET;
+  in.sin_addr.s_addr = htonl(INADDR_ANY);  // a wildcard: the nudge goes through 127.0.0.1
+  EXPECT_EQ(::bind(l.fd.get(), reinterpret_cast<sockaddr*>(&in), sizeof(in)), 0);
+  EXPECT_EQ(::listen(l.fd.get(), 16), 0);
+  socklen_t len = sizeof(in);
+  ::getsockname(l.fd.get(), reinterpret_cast<sockaddr*>(&in), &len);
+  l.address = *parse_socket_address("0.0.0.0:" + std::to_string(ntohs(in.sin_port)));
+  return l;
+}
+
+UniqueFd client_for(const Listener& l) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  int family = l.address.is_unix() ? AF_UNIX : AF_INET;
+  if (l.address.is_unix()) {
+    auto* un = reinterpret_cast<sockaddr_un*>(&ss);
+    un->sun_family = AF_UNIX;
+    std::strncpy(un->sun_path, l.address.path.c_str(), sizeof(un->sun_path) - 1);
+    len = sizeof(sockaddr_un);
+  } else {
+    auto* in = reinterpret_cast<sockaddr_in*>(&ss);
+    in->sin_family = AF_INET;
+    in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    in->sin_port = htons(l.address.port);
+    len = sizeof(sockaddr_in);
+  }
+  UniqueFd c(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  EXPECT_EQ(::connect(c.get(), reinterpret_cast<sockaddr*>(&ss), len), 0) << std::strerror(errno);
+  return c;
+}
+
+int edges(int epoll_fd, int timeout_ms) {
+  epoll_event ev[4];
+  return ::epoll_wait(epoll_fd, ev, 4, timeout_ms);
+}
+
+void missed_edge_then_nudge(const Listener& l) {
+  UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLET;
+  ASSERT_EQ(::epoll_ctl(ep.get(), EPOLL_CTL_ADD, l.fd.get(), &ev), 0);
+
+  UniqueFd client = client_for(l);
+  ASSERT_EQ(::write(client.get(), "request", 7), 7);
+  ASSERT_EQ(edges(ep.get(), 1000), 1) << "the connection's edge";
+  // The server skips it (php-fpm: "an idle worker will take it", and that worker exits). No new edge comes:
+  EXPECT_EQ(edges(ep.get(), 200), 0) << "edge-triggered: the queued connection alone never wakes the server again";
+
+  auto r = nudge(l.address);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(edges(ep.get(), 1000), 1) << "the nudge is a new edge";
+  // The worker the server now makes accepts in order: the stalled connection first, then the nudge's (empty, closed).
+  UniqueFd first(::accept4(l.fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(first.valid());
+  char buf[16] = {};
+  EXPECT_EQ(::read(first.get(), buf, sizeof(buf)), 7);
+  EXPECT_STREQ(buf, "request");
+  UniqueFd second(::accept4(l.fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(second.valid());
+  EXPECT_EQ(::read(second.get(), buf, sizeof(buf)), 0) << "the nudge sends nothing and is closed";
+}
+
+TEST(Nudge, WakesAnEdgeTriggeredUnixServerThatMissedAConnection) {
+  std::string path = "/tmp/idlepool-nudge-" + std::to_string(::getpid()) + ".sock";
+  Listener l = unix_listener(path);
+  missed_edge_then_nudge(l);
+  ::unlink(path.c_str());
+}
+
+TEST(Nudge, WakesAnEdgeTriggeredTcpServerThroughLoopbackForAWildcardAddress) {
+  Listener l = tcp_listener();
+  missed_edge_then_nudge(l);
+}
+
+TEST(Nudge, ErrorsNameTheAddress) {
+  auto r = nudge(*parse_socket_address("/nonexistent/idlepool.sock"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("/nonexistent/idlepool.sock"), std::string::npos) << r.error().message;
+  Listener l = tcp_listener();
+  SocketAddress closed = l.address;
+  l.fd.reset();  // nothing listens there now
+  auto refused = nudge(closed);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find(closed.to_string()), std::string::npos) << refused.error().message;
+}
+
+}  // namespace
+}  // namespace idlepool::sys
