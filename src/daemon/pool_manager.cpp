@@ -52,11 +52,16 @@ void PoolManager::discover() {
     for (const auto& n : *names)
       if (ends_with(n, ".service")) wanted.insert(n);
   }
+  auto started = std::chrono::steady_clock::now();
+  std::vector<std::string> added;
+  defer_registration_ = true;
   for (const auto& unit : wanted) {
     if (pools_.count(unit)) continue;
     Pool pool;
     pool.unit = unit;
     pool.watched_since = deps_.now();
+    pool.workers_gone_at = pool.watched_since;  // as good as: look for a stall once, stall_timeout from now
+    pool.stall_baseline_pending = true;
     if (auto r = load(pool); !r) {
       spdlog::error("pool {}: {}, ignoring", unit, r.error().message);
       continue;
@@ -68,7 +73,18 @@ void PoolManager::discover() {
     if (pool.safety.unsafe) spdlog::warn("{} will never be stopped: {}", unit, *pool.safety.unsafe);
     for (const auto& w : pool.safety.warnings) spdlog::warn("{}: {}", unit, w);
     pools_.emplace(unit, std::move(pool));
+    added.push_back(unit);
   }
+  defer_registration_ = false;
+  auto read = std::chrono::steady_clock::now();
+  std::vector<Pool*> fresh;
+  for (const auto& unit : added) fresh.push_back(&pools_.at(unit));
+  register_listeners(fresh);
+  if (!added.empty())
+    spdlog::info("discovered {} new pools in {:.2f}s ({:.2f}s reading systemd, {:.2f}s registering their sockets)",
+                 added.size(), std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+                 std::chrono::duration<double>(read - started).count(),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - read).count());
   std::vector<std::string> gone;
   for (const auto& [unit, pool] : pools_)
     if (!wanted.count(unit)) gone.push_back(unit);
@@ -148,16 +164,32 @@ void PoolManager::refresh_sockets(Pool& pool) {
 }
 
 void PoolManager::register_listeners(Pool& pool) {
-  for (auto& l : pool.listeners) {
-    if (l.id) continue;
-    auto s = std::find_if(pool.sockets.begin(), pool.sockets.end(), [&](const auto& x) { return x.name == l.socket_unit; });
-    if (s == pool.sockets.end() || !s->listening()) continue;
-    auto id = deps_.probe.add(l.address);
-    if (!id) {
-      spdlog::warn("{}: the probe cannot watch {}: {}", pool.unit, l.address.to_string(), id.error().message);
+  if (defer_registration_) return;  // discover() registers every new pool's listeners at once
+  register_listeners(std::vector<Pool*>{&pool});
+}
+
+// One probe call for all: the real probe reads the kernel's sockets once for the whole batch.
+void PoolManager::register_listeners(const std::vector<Pool*>& pools) {
+  std::vector<std::pair<Pool*, Pool::Listener*>> pending;
+  std::vector<SocketAddress> addresses;
+  for (Pool* pool : pools) {
+    for (auto& l : pool->listeners) {
+      if (l.id) continue;
+      auto s = std::find_if(pool->sockets.begin(), pool->sockets.end(), [&](const auto& x) { return x.name == l.socket_unit; });
+      if (s == pool->sockets.end() || !s->listening()) continue;
+      pending.emplace_back(pool, &l);
+      addresses.push_back(l.address);
+    }
+  }
+  if (pending.empty()) return;
+  auto ids = deps_.probe.add_many(addresses);
+  for (size_t i = 0; i < pending.size() && i < ids.size(); ++i) {
+    auto& [pool, l] = pending[i];
+    if (!ids[i]) {
+      spdlog::warn("{}: the probe cannot watch {}: {}", pool->unit, l->address.to_string(), ids[i].error().message);
       continue;
     }
-    l.id = *id;
+    l->id = *ids[i];
   }
 }
 
@@ -308,6 +340,10 @@ void PoolManager::on_pool_events(const std::vector<PoolEvent>& events) {
     if (it == pools_.end()) continue;
     dirty_ = true;
     if (e.at_ns) it->second.process_event_at = MonoTime{static_cast<int64_t>(e.at_ns)};
+    if (e.kind == PoolEvent::Kind::kLastWorkerExited) {
+      it->second.workers_gone_at = e.at_ns ? MonoTime{static_cast<int64_t>(e.at_ns)} : deps_.now();
+      it->second.stall_baseline_pending = true;
+    }
   }
 }
 
@@ -357,7 +393,10 @@ PoolSnapshot PoolManager::snapshot(Pool& pool, const std::map<sys::ListenerId, s
     pool.queued_since.reset();
     pool.stall_reported = false;
   } else if (accepts != pool.accepts_seen || !pool.queued_since) {
-    pool.queued_since = now;  // queued, and the pool took one since the last look (or it is the first look)
+    // Queued, and the pool took one since the last look (or it is the first look): waiting since now, or since its
+    // last worker left if nothing was accepted since.
+    bool none_since_gone = pool.workers_gone_at && pool.accepts_when_gone == accepts;
+    pool.queued_since = none_since_gone ? *pool.workers_gone_at : now;
     pool.stall_reported = false;
   }
   pool.accepts_seen = accepts;
@@ -428,10 +467,11 @@ bool PoolManager::read_counters() {
   last_counters_.clear();
   for (auto& c : *read) last_counters_[c.id] = c;
   // A socket the probe could not watch yet (it was not listening, or sock_diag failed) is tried again.
-  for (auto& [unit, pool] : pools_) {
-    bool missing = std::any_of(pool.listeners.begin(), pool.listeners.end(), [](const auto& l) { return !l.id; });
-    if (missing) register_listeners(pool);
-  }
+  std::vector<Pool*> missing;
+  for (auto& [unit, pool] : pools_)
+    if (std::any_of(pool.listeners.begin(), pool.listeners.end(), [](const auto& l) { return !l.id; }))
+      missing.push_back(&pool);
+  register_listeners(missing);
   time_wakes();
   return true;
 }
@@ -496,14 +536,21 @@ std::optional<MonoTime> PoolManager::evaluate() {
     }
     if (d.kind == Decision::Kind::kStop) stop(pool, now);
     if (pool.decision.at && (!next || *pool.decision.at < *next)) next = pool.decision.at;
-    // Stalls: looked for every stall_timeout while a pool runs without workers (the only way a stall happens).
+    // Stalls: looked for stall_timeout after the last worker left, again while connections are queued.
     PoolPolicy policy = policy_for(unit);
+    if (pool.stall_baseline_pending) {
+      pool.stall_baseline_pending = false;
+      pool.accepts_when_gone = pool.accepts_seen;
+      pool.stall_look_at = now + policy.stall_timeout;
+    } else if (pool.stall_look_at && *pool.stall_look_at <= now) {
+      pool.stall_look_at.reset();
+    }
     StallCheck stall = check_stall(snap, policy, now);
     if (stall.stalled) repair_stall(pool, snap, now);
-    std::optional<MonoTime> look;
-    if (stall.check_at) look = stall.check_at;
-    if (stall.stalled || (policy.stall_timeout.count() > 0 && snap.running && snap.workers == 0 && !snap.stop_in_progress))
-      look = std::min(look.value_or(now + policy.stall_timeout), now + policy.stall_timeout);
+    std::optional<MonoTime> look = stall.check_at;
+    if (stall.stalled) look = pool.last_nudge.value_or(now) + policy.stall_timeout;  // the next nudge, if still stalled
+    if (policy.stall_timeout.count() > 0 && pool.stall_look_at && (!look || *pool.stall_look_at < *look))
+      look = pool.stall_look_at;
     if (look && (!next || *look < *next)) next = look;
   }
   return next;

@@ -108,9 +108,15 @@ class PoolManager {
     std::optional<MonoTime> process_event_at;  // a worker or main exit not yet followed by a decision
     LatencyHistogram wake_latency;
     bool can_wake = false;
-    // Stalls (check_stall): connections queued with none accepted since `queued_since`.
+    // Stalls (check_stall): connections queued with none accepted since `queued_since`. A stall starts only as the
+    // last worker exits (php-fpm forks for every connection that arrives once it has none), so the daemon looks once,
+    // stall_timeout after that exit (and after it began watching a running pool): no periodic looks.
     uint64_t accepts_seen = 0;
     std::optional<MonoTime> queued_since;
+    std::optional<MonoTime> workers_gone_at;      // the last worker's exit (or the start of watching)
+    bool stall_baseline_pending = false;          // its accepts are recorded at the next look
+    std::optional<uint64_t> accepts_when_gone;    // accepts then: none since means a queued connection waited
+    std::optional<MonoTime> stall_look_at;
     bool nudge_on_stall = false;  // a php-fpm ondemand pool: a new connection makes its master fork a worker
     std::optional<MonoTime> last_nudge;
     bool stall_reported = false;  // said once a stall (a report, or a failed nudge)
@@ -119,6 +125,7 @@ class PoolManager {
 
   Result<void> load(Pool& pool);
   void register_listeners(Pool& pool);
+  void register_listeners(const std::vector<Pool*>& pools);
   void unregister_listeners(Pool& pool);
   void assess_safety(Pool& pool);
   void refresh_service(Pool& pool);
@@ -142,6 +149,7 @@ class PoolManager {
   std::set<std::string> runtime_pins_;
   ManagerStats stats_;
   bool dirty_ = true;
+  bool defer_registration_ = false;
 };
 
 }  // namespace idlepool::daemon

@@ -168,7 +168,9 @@ class Exporter::Collector final : public prometheus::Collectable {
     uint64_t seen = generation_;
     uint64_t one = 1;
     (void)!::write(request_fd_, &one, sizeof(one));
-    cv_.wait_for(lock, std::chrono::seconds(1), [&] { return generation_ != seen; });
+    // The loop answers between two of its steps; a busy one (hundreds of pools under emulation) may take seconds,
+    // and before its first answer there is nothing but an empty snapshot to serve.
+    cv_.wait_for(lock, std::chrono::seconds(5), [&] { return generation_ != seen; });
     return build(snapshot_);
   }
   void publish(Snapshot s) {

@@ -292,14 +292,28 @@ class Probe::Impl {
   Result<ListenerId> add(const SocketAddress& address) {
     auto view = dump(address.is_tcp(), address.is_unix());
     if (!view) return view.error();
+    return add_in(address, *view);
+  }
+
+  std::vector<Result<ListenerId>> add_many(const std::vector<SocketAddress>& addresses) {
+    bool tcp = false, unix_sockets = false;
+    for (const auto& a : addresses) (a.is_tcp() ? tcp : unix_sockets) = true;
+    std::vector<Result<ListenerId>> out;
+    out.reserve(addresses.size());
+    auto view = dump(tcp, unix_sockets);
+    for (const auto& a : addresses) out.push_back(view ? add_in(a, *view) : Result<ListenerId>(view.error()));
+    return out;
+  }
+
+  Result<ListenerId> add_in(const SocketAddress& address, const SocketView& view) {
     Registration reg;
     reg.address = address;
-    if (!resolve(reg, *view))
+    if (!resolve(reg, view))
       return Error{"no listening socket at " + address.to_string() +
                        (address.is_tcp() ? " (no TCP listener on that address and port)"
                                          : " (no listening unix stream socket bound to that path)"),
                    ENOENT};
-    if (auto r = retain(reg, *view); !r) return r.error();
+    if (auto r = retain(reg, view); !r) return r.error();
     ListenerId id = next_id_++;
     regs_.emplace(id, std::move(reg));
     return id;
@@ -673,6 +687,9 @@ Probe::~Probe() = default;
 const TierReport& Probe::tiers() const { return impl_->tiers(); }
 Result<ListenerId> Probe::add(const SocketAddress& address) { return impl_->add(address); }
 Result<void> Probe::remove(ListenerId id) { return impl_->remove(id); }
+std::vector<Result<ListenerId>> Probe::add_many(const std::vector<SocketAddress>& addresses) {
+  return impl_->add_many(addresses);
+}
 Result<std::vector<ListenerSnapshot>> Probe::read() { return impl_->read(); }
 void Probe::rearm(ListenerId id) { impl_->rearm(id); }
 

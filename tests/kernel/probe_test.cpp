@@ -255,6 +255,25 @@ TEST_P(ProbeTest, IgnoresUnregisteredSocketsAndKeepsRegisteredOnesApart) {
   for (const auto& s : *snaps) EXPECT_NE(s.address, unregistered.address()) << "unregistered socket is listed";
 }
 
+TEST_P(ProbeTest, RegistersManyListenersInOneCall) {
+  TestServer a(family()), b(family()), c(family());
+  a.start_workers(1);
+  b.start_workers(1);
+  c.start_workers(1);
+  std::string missing_path = "/run/idlepool-no-such-" + std::to_string(getpid()) + ".sock";
+  auto ids = probe().add_many({a.address(), *parse_socket_address(missing_path), b.address(), c.address()});
+  ASSERT_EQ(ids.size(), 4u);
+  ASSERT_TRUE(ids[0].ok() && ids[2].ok() && ids[3].ok());
+  EXPECT_FALSE(ids[1].ok()) << "an address without a listener fails alone";
+  EXPECT_NE(ids[1].error().message.find(missing_path), std::string::npos) << ids[1].error().message;
+  for (size_t i : {size_t{0}, size_t{2}, size_t{3}}) registered_.push_back(*ids[i]);
+  Client(a.address()).request();
+  for (int i = 0; i < 3; ++i) Client(c.address()).request();
+  expect_settles(*ids[0], {.accepts = 1, .requests = 1, .closes = 1});
+  expect_settles(*ids[2], {});
+  expect_settles(*ids[3], {.accepts = 3, .requests = 3, .closes = 3});
+}
+
 TEST_P(ProbeTest, UnregisteringStopsCounting) {
   TestServer server(family());
   server.start_workers(1);

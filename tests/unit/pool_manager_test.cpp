@@ -90,6 +90,11 @@ class FakeProbe final : public sys::ListenerSource {
     listeners[id] = s;
     return id;
   }
+  int batches = 0;  // add_many calls
+  std::vector<Result<sys::ListenerId>> add_many(const std::vector<SocketAddress>& addresses) override {
+    ++batches;
+    return ListenerSource::add_many(addresses);
+  }
   Result<void> remove(sys::ListenerId id) override {
     listeners.erase(id);
     return {};
@@ -214,6 +219,7 @@ TEST_F(PoolManagerTest, DiscoversPoolsWithTheirSocketsAndSkipsUnknownUnits) {
   ASSERT_EQ(st[0].sockets.size(), 1u);
   EXPECT_EQ(st[0].sockets[0].address.to_string(), "/run/php/php-fpm@a.sock");
   EXPECT_EQ(probe.listeners.size(), 2u);
+  EXPECT_EQ(probe.batches, 1) << "every new pool's sockets registered in one call (one socket dump for a thousand pools)";
   EXPECT_EQ(processes.pools.size(), 2u);
 }
 
@@ -426,30 +432,39 @@ TEST_F(PoolManagerTest, AStalledOndemandPoolIsNudgedOncePerStallTimeoutUntilItAc
   auto& sock = probe.at("/run/php/php-fpm@a.sock");
   sock.accepts = 7;
   sock.last_activity_ns = static_cast<uint64_t>(clock.count());
+  MonoTime t0 = clock;
   auto next = m->evaluate();
   ASSERT_TRUE(next.has_value());
-  EXPECT_EQ(*next, clock + 5s) << "a running pool without workers is looked at every stall-timeout";
-  sock.backlog = 1;  // a connection arrives and stays
-  clock += 1s;
+  EXPECT_EQ(*next, t0 + 5s) << "one look stall-timeout after it began watching a running pool";
+  clock = t0 + 5s;
   next = m->evaluate();
   ASSERT_TRUE(next.has_value());
-  EXPECT_EQ(*next, clock + 5s) << "first seen queued now: stalled 5 s later";
-  EXPECT_TRUE(nudged.empty());
-  clock += 4s;
+  EXPECT_EQ(*next, t0 + 60s) << "nothing queued: no more looks, only the idle deadline (no periodic wakeups)";
+
+  // A worker served a request and was reaped; a connection that arrived meanwhile stays queued.
+  clock = t0 + 10s;
+  sock.accepts = 8;
+  sock.last_activity_ns = static_cast<uint64_t>(clock.count());
+  MonoTime gone = clock;
+  m->on_pool_events({{"php-fpm@a.service", PoolEvent::Kind::kLastWorkerExited, 1234, {}, static_cast<uint64_t>(gone.count())}});
+  next = m->evaluate();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(*next, gone + 5s) << "a look stall-timeout after the last worker left";
+  sock.backlog = 1;
+  clock = gone + 5s;
   m->evaluate();
-  EXPECT_TRUE(nudged.empty()) << "4 s queued is not yet a stall";
-  clock += 1s;
-  m->evaluate();
-  ASSERT_EQ(nudged.size(), 1u);
+  ASSERT_EQ(nudged.size(), 1u) << "queued with no accept since the last worker left, for stall-timeout: nudged";
   EXPECT_EQ(nudged[0], "/run/php/php-fpm@a.sock");
   clock += 2s;
-  m->evaluate();
+  next = m->evaluate();
   EXPECT_EQ(nudged.size(), 1u) << "one nudge a stall-timeout";
-  clock += 3s;
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(*next, gone + 10s);
+  clock = gone + 10s;
   m->evaluate();
-  EXPECT_EQ(nudged.size(), 2u) << "still stalled after 5 s: nudged again";
+  EXPECT_EQ(nudged.size(), 2u) << "still stalled: nudged again";
   // The nudge made a worker; it took the queue.
-  sock.accepts = 9;
+  sock.accepts = 10;
   sock.backlog = 0;
   clock += 10s;
   m->evaluate();

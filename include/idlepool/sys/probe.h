@@ -65,6 +65,13 @@ class ListenerSource {
  public:
   virtual ~ListenerSource() = default;
   virtual Result<ListenerId> add(const SocketAddress& address) = 0;
+  // add() for each address, in order; the real probe reads the kernel's sockets once for all of them.
+  virtual std::vector<Result<ListenerId>> add_many(const std::vector<SocketAddress>& addresses) {
+    std::vector<Result<ListenerId>> out;
+    out.reserve(addresses.size());
+    for (const auto& a : addresses) out.push_back(add(a));
+    return out;
+  }
   virtual Result<void> remove(ListenerId id) = 0;
   virtual Result<std::vector<ListenerSnapshot>> read() = 0;
   // Forgets the first use of `id`'s socket, so that the next one is reported (to time a wake).
@@ -84,6 +91,8 @@ class Probe final : public ListenerSource {
   // Finds the listening socket at `address` (by sock_diag, no fd needed) and starts counting on it. Registering the
   // same socket twice returns a second id for it; counting stops when every id of it is removed.
   Result<ListenerId> add(const SocketAddress& address) override;
+  // The same, with one socket dump for all: registering a thousand pools at start is one pass, not a thousand.
+  std::vector<Result<ListenerId>> add_many(const std::vector<SocketAddress>& addresses) override;
   // Stops counting on the socket of `id` and forgets it.
   Result<void> remove(ListenerId id) override;
   // Every registered listener, with gauges read now. A listener that was replaced (socket unit restarted) is
