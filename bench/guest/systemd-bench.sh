@@ -35,20 +35,26 @@ running_pools() { systemctl list-units --state=active --no-legend 'php-fpm@mem*.
 
 if [[ " $parts " == *" memory "* ]]; then
   for n in 20 100; do
+    # Without idlepool first: idlepoold is not running while the pools start and idle.
+    cycle=$(date '+%Y-%m-%d %H:%M:%S')
+    systemctl stop idlepoold
     systemctl start $(for ((i = 1; i <= n; i++)); do echo "php-fpm@mem$i.socket"; done)
-    systemctl restart idlepoold  # discovers the pools; their idle timeout is 30 s
     t=$(mono)
     for ((i = 1; i <= n; i++)); do echo "/run/php/mem$i.sock"; done | xargs -P 8 -I{} sh -c \
       'SCRIPT_FILENAME=/srv/idlepool/hello.php REQUEST_METHOD=GET cgi-fcgi -bind -connect {} >/dev/null 2>&1'
     started=$(running_pools)
+    took=$(awk -v a="$t" -v b="$(mono)" 'BEGIN { printf "%.0f", b - a }')
     sleep 6  # ondemand workers exit after 3 s idle: what is left is what idle pools cost
     read -r pss rss procs < <(pool_memory 1 "$n")
-    read -r dpss drss < <(daemon_memory)
-    say "memory N=$n: $started pools started in $(awk -v a="$t" -v b="$(mono)" 'BEGIN { printf "%.0f", b - a - 6 }') s; idle, without a stop: $procs php-fpm processes, PSS $((pss / 1024)) MiB, RSS $((rss / 1024)) MiB"
+    systemctl start idlepoold  # discovers the pools; their idle timeout is 30 s
+    say "memory N=$n: $started pools started in $took s; idle, without idlepool: $procs php-fpm processes, PSS $((pss / 1024)) MiB, RSS $((rss / 1024)) MiB"
     deadline=$((SECONDS + 120))
     while ((SECONDS < deadline)) && (($(running_pools) > 0)); do sleep 1; done
     read -r pss2 rss2 procs2 < <(pool_memory 1 "$n")
+    read -r dpss drss < <(daemon_memory)
     released=$(metric idlepool_memory_released_bytes_total)
+    logged=$(journalctl -u idlepoold -o cat --no-pager --since "$cycle" | sed -n 's/.*php-fpm@mem[0-9]*.service stopped (idle; \([0-9]*\) KiB released).*/\1/p' | awk '{ n++; s += $1 } END { printf "%d stops, %.0f MiB", n, s / 1024 }')
+    say "memory N=$n: idlepoold's journal: $logged released; the metric says ${released:-nothing (scrape failed: $(curl -sS -o /dev/null http://127.0.0.1:10071/metrics 2>&1))}"
     say "memory N=$n: after idlepool's stops: $(running_pools) pools running, $procs2 processes, PSS $((pss2 / 1024)) MiB, RSS $((rss2 / 1024)) MiB; idlepoold itself PSS $((dpss / 1024)) MiB, RSS $((drss / 1024)) MiB; saved (PSS) $(((pss - pss2 - dpss) / 1024)) MiB net of the daemon; cgroup memory.current released $(awk -v m="${released:-0}" 'BEGIN { printf "%.0f", m / 1048576 }') MiB"
     systemctl stop $(for ((i = 1; i <= n; i++)); do echo "php-fpm@mem$i.socket"; done) 2>/dev/null
   done
@@ -69,6 +75,10 @@ if [[ " $parts " == *" scale "* ]]; then
   pid=$(systemctl show -p MainPID --value idlepoold)
   rss=$(awk '/^VmRSS/ {print $2}' /proc/$pid/status)
   hwm=$(awk '/^VmHWM/ {print $2}' /proc/$pid/status)
+  say "scale: $(journalctl -u idlepoold -o cat --no-pager | grep -a 'discovered .* new pools' | tail -n 1)"
+  if [[ $pid == 0 ]]; then
+    journalctl -u idlepoold -o cat --no-pager | tail -n 15 | sed 's/^/BENCH: scale: journal: /'
+  fi
   say "scale: idlepoold READY with $pools pools in ${ready} s; RSS $((rss / 1024)).$(((rss % 1024) * 10 / 1024)) MiB (peak $((hwm / 1024)) MiB)"
   # Idle: nothing happens for a minute. CPU time and wakeups (context switches) per thread.
   idle_minute() {  # LABEL

@@ -323,7 +323,12 @@ Result<std::unique_ptr<Daemon>> Daemon::create(const Invocation& invocation, std
 
 int Daemon::run() {
   Impl& d = *impl_;
+  // Thousands of units on a slow machine can take longer than systemd's start timeout: say we are getting on.
+  d.manager->on_discovery_progress([](size_t done, size_t total) {
+    sd_notifyf(0, "EXTEND_TIMEOUT_USEC=30000000\nSTATUS=discovering pools: %zu of %zu units read", done, total);
+  });
   d.manager->discover();
+  d.manager->on_discovery_progress({});
   std::optional<MonoTime> next = d.manager->evaluate();
   sd_notify(0, "READY=1");
   d.notify_status();

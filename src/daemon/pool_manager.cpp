@@ -55,7 +55,9 @@ void PoolManager::discover() {
   auto started = std::chrono::steady_clock::now();
   std::vector<std::string> added;
   defer_registration_ = true;
+  size_t done = 0;
   for (const auto& unit : wanted) {
+    if (progress_ && ++done % 50 == 0) progress_(done, wanted.size());
     if (pools_.count(unit)) continue;
     Pool pool;
     pool.unit = unit;

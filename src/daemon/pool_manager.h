@@ -50,6 +50,8 @@ class PoolManager {
 
   // Finds the pools the configuration names, adds new ones, forgets those that are gone. Logs what it finds.
   void discover();
+  // Called every few dozen units while discover() reads them (the daemon extends systemd's start timeout with it).
+  void on_discovery_progress(std::function<void(size_t done, size_t total)> f) { progress_ = std::move(f); }
   // Takes in what systemd reported; affected pools are decided again at the next evaluate().
   void on_unit_events(const std::vector<sys::UnitEvent>& events);
   // Takes in what the process watcher reported: a pool whose last worker or main process exited is decided again
@@ -150,6 +152,7 @@ class PoolManager {
   ManagerStats stats_;
   bool dirty_ = true;
   bool defer_registration_ = false;
+  std::function<void(size_t, size_t)> progress_;
 };
 
 }  // namespace idlepool::daemon
