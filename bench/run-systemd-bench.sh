@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # What idlepool costs and what it saves, measured on a real Debian server: the systemd guest of the end-to-end tests
 # (tests/e2e/systemd-guest-lib.sh), with more pools. Runs bench/guest/systemd-bench.sh there and prints its figures.
-#   memory    20 and 100 idle php-fpm pools (pm = ondemand): PSS/RSS from their cgroups, before and after idlepool
-#   scale     1000 socket-activated units: idlepoold's discovery time, RSS, CPU and wakeups in an idle minute
+#   memory    20 and 100 idle php-fpm pools (pm = ondemand): PSS/RSS from their cgroups without idlepoold, then
+#             after its stops; the daemon's own PSS/RSS counted against the saving
+#   scale     1000 socket-activated units: idlepoold's discovery time, RSS, CPU and wakeups in an idle minute, with
+#             the pools stopped and with all of them running
 #   reaction  a pool's deadline to its stop completed; a worker's exit to the decision
 #   wake      first request to a stopped pool vs warm, through nginx, with and without idlepoold; systemd-socket-proxyd
 # Usage: bench/run-systemd-bench.sh BUILD_DIR [PART...]   (default: all parts)

@@ -112,10 +112,14 @@ if [[ " $parts " == *" scale "* ]]; then
 fi
 
 if [[ " $parts " == *" reaction "* ]]; then
-  # From a pool's deadline (its last activity + idle timeout) to its stop having completed (systemd's timestamp).
+  # From a pool's deadline (its last activity as the probe saw it + idle timeout) to its stop having completed
+  # (systemd's timestamp). The last activity comes from idlepoolctl (idle_seconds at the daemon's now).
   for i in 1 2 3 4 5 6; do
     fcgi "/run/php/react$i.sock" hello.php
-    echo "$(mono)" >"/tmp/react$i.t"
+    a=$(mono)
+    idle=$("$CTL" --json=short show "php-fpm@react$i.service" | python3 -c 'import json,sys; print(json.load(sys.stdin)["idle_seconds"])')
+    b=$(mono)
+    awk -v a="$a" -v b="$b" -v i="$idle" 'BEGIN { printf "%.6f\n", (a + b) / 2 - i }' >"/tmp/react$i.t"
   done
   for i in 1 2 3 4 5 6; do
     deadline=$((SECONDS + 60))
@@ -124,39 +128,48 @@ if [[ " $parts " == *" reaction "* ]]; then
     awk -v d="$done_us" -v t="$(cat "/tmp/react$i.t")" 'BEGIN { printf "%.3f\n", d / 1e6 - (t + 5) }'
   done >/tmp/reaction.txt
   say "reaction: deadline to stop completed, 6 pools (idle-timeout 5 s): median $(median </tmp/reaction.txt) s; all: $(tr '\n' ' ' </tmp/reaction.txt)"
-  journalctl -u idlepoold -o cat --no-pager | sed -n 's/.*decided \(.*\) \([0-9.]*\) ms after its process event/\2/p' >/tmp/decide.txt
-  say "reaction: process event (worker or main exit) to decision: median $(median </tmp/decide.txt) ms over $(wc -l </tmp/decide.txt) events"
+  journalctl -u idlepoold -o cat --no-pager | grep 'php-fpm@react' |
+    sed -n 's/.*decided \(.*\) \([0-9.]*\) ms after its process event/\2/p' >/tmp/decide.txt
+  say "reaction: process event (worker or main exit) to decision, react pools: median $(median </tmp/decide.txt) ms over $(wc -l </tmp/decide.txt) events"
 fi
 
 if [[ " $parts " == *" wake "* ]]; then
   systemctl start nginx-e2e.service proxied-fpm.socket direct-fpm.service
   sleep 1
-  url() { curl -sS -o /dev/null -w '%{time_total}\n' "http://127.0.0.1$1"; }
+  url() { curl -sS -m 30 -o /dev/null -w '%{http_code} %{time_total}\n' "http://127.0.0.1$1"; }
+  ok_median() { awk '$1 == 200 {print $2}' "$1" | median; }  # FILE: median time of the 200s
+  bad() { awk '$1 != 200' "$1" | wc -l; }
+  until_inactive() {  # UNIT: waits up to 30 s
+    local end=$((SECONDS + 30))
+    while ((SECONDS < end)) && [[ $(state "$1") != inactive ]]; do sleep 0.2; done
+  }
   # Cold: a request to a stopped pool (stopped through idlepoolctl between requests).
   for i in $(seq 8); do
-    "$CTL" stop php-fpm@alias.service >/dev/null 2>&1
-    while [[ $(state php-fpm@alias.service) != inactive ]]; do sleep 0.2; done
+    "$CTL" stop php-fpm@alias.service >/dev/null 2>&1 || echo "BENCH: wake: idlepoolctl stop: $("$CTL" stop php-fpm@alias.service 2>&1)" >&2
+    until_inactive php-fpm@alias.service
     url /alias/hello.php
   done >/tmp/cold.txt
   for i in $(seq 40); do url /alias/hello.php; done >/tmp/warm.txt
-  say "wake: through nginx, first request to a stopped pool: median $(median </tmp/cold.txt) s; warm request: median $(median </tmp/warm.txt) s"
+  say "wake: through nginx, first request to a stopped pool: median $(ok_median /tmp/cold.txt) s ($(bad /tmp/cold.txt) not 200); warm request: median $(ok_median /tmp/warm.txt) s ($(bad /tmp/warm.txt) not 200)"
   # What idlepool adds to a warm request: the same with idlepoold stopped (the probe detaches with it).
   systemctl stop idlepoold
   for i in $(seq 40); do url /alias/hello.php; done >/tmp/warm-without.txt
   systemctl stop php-fpm@alias.service
   for i in $(seq 8); do
     systemctl stop php-fpm@alias.service
+    until_inactive php-fpm@alias.service
     url /alias/hello.php
   done >/tmp/cold-without.txt
+  systemctl status --no-pager php-fpm@alias.socket php-fpm@alias.service 2>&1 | head -n 12 | sed 's/^/BENCH: wake: status: /'
   systemctl start idlepoold
-  say "wake: without idlepoold: first request to a stopped pool median $(median </tmp/cold-without.txt) s; warm median $(median </tmp/warm-without.txt) s"
+  say "wake: without idlepoold: first request to a stopped pool median $(ok_median /tmp/cold-without.txt) s ($(bad /tmp/cold-without.txt) not 200); warm median $(ok_median /tmp/warm-without.txt) s ($(bad /tmp/warm-without.txt) not 200)"
   # systemd-socket-proxyd --exit-idle-time in front of a php-fpm pool, vs the same pool direct.
   for i in $(seq 40); do url /proxied/hello.php; done >/tmp/proxied.txt
   for i in $(seq 40); do url /direct/hello.php; done >/tmp/direct.txt
-  say "wake: warm request through systemd-socket-proxyd: median $(median </tmp/proxied.txt) s; the same pool direct: median $(median </tmp/direct.txt) s"
+  say "wake: warm request through systemd-socket-proxyd: median $(ok_median /tmp/proxied.txt) s ($(bad /tmp/proxied.txt) not 200); the same pool direct: median $(ok_median /tmp/direct.txt) s ($(bad /tmp/direct.txt) not 200)"
   for target in direct proxied alias; do
     out=$(wrk -t1 -c4 -d15s "http://127.0.0.1/$target/hello.php" 2>&1)
-    say "wake: wrk -t1 -c4 -d15s /$target/: $(echo "$out" | awk '/Requests\/sec/ {print $2}') req/s, latency $(echo "$out" | awk '/Latency/ {print $2}') (avg)"
+    say "wake: wrk -t1 -c4 -d15s /$target/: $(echo "$out" | awk '/Requests\/sec/ {print $2}') req/s, latency $(echo "$out" | awk '/Latency/ {print $2}') (avg), $(echo "$out" | awk '/Non-2xx/ {n = $NF} END {print n + 0}') not 2xx"
   done
 fi
 exit 0
