@@ -34,6 +34,8 @@ Decision decide(const PoolSnapshot& pool, const PoolPolicy& policy, MonoTime now
   if (policy.pinned) return never("pinned");
   if (!pool.can_wake) return never("cannot wake again: " + pool.cannot_wake_reason);
   if (pool.unsafe_reason) return never("unsafe: " + *pool.unsafe_reason);
+  if (pool.start_limit_until && now < *pool.start_limit_until)
+    return wait_until(*pool.start_limit_until, "start limit: " + pool.start_limit_reason);
 
   MonoTime idle_from = std::max(pool.active_since, pool.watched_since);
   if (pool.last_activity) idle_from = std::max(idle_from, *pool.last_activity);

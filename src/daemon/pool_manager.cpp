@@ -266,6 +266,7 @@ void PoolManager::refresh_service(Pool& pool) {
     }
   }
   if (was_down && !pool.down) {
+    pool.starts.push_back(deps_.now());
     if (pool.stopped_by_us) {
       ++pool.wakes;
       pool.waking_since = pool.service.inactive_exit;
@@ -387,6 +388,19 @@ PoolSnapshot PoolManager::snapshot(Pool& pool, const std::map<sys::ListenerId, s
     }
   }
   if (auto p = deps_.processes.processes(pool.unit)) s.workers = p->workers;
+  // systemd allows StartLimitBurst starts per interval; the next one fails the unit and its socket. A stop is a
+  // wake to come: keep one start in hand for everything else.
+  const auto& svc = pool.service;
+  if (svc.start_limit_burst > 0 && svc.start_limit_interval.count() > 0) {
+    std::erase_if(pool.starts, [&](MonoTime t) { return now - t >= svc.start_limit_interval; });
+    if (!pool.starts.empty() && pool.starts.size() + 1 >= svc.start_limit_burst) {
+      s.start_limit_until = pool.starts.front() + svc.start_limit_interval;
+      s.start_limit_reason = std::to_string(pool.starts.size()) + " starts in the last " +
+                             std::to_string(std::chrono::duration_cast<std::chrono::seconds>(svc.start_limit_interval).count()) +
+                             "s; systemd allows " + std::to_string(svc.start_limit_burst) +
+                             " (StartLimitBurst), and a failed wake would fail its socket for good";
+    }
+  }
   uint64_t accepts = 0;
   for (const auto& l : pool.listeners)
     if (l.id)

@@ -119,6 +119,7 @@ class PoolManager {
     bool stall_baseline_pending = false;          // its accepts are recorded at the next look
     std::optional<uint64_t> accepts_when_gone;    // accepts then: none since means a queued connection waited
     std::optional<MonoTime> stall_look_at;
+    std::vector<MonoTime> starts;  // seen while watching, within systemd's start-limit interval
     bool nudge_on_stall = false;  // a php-fpm ondemand pool: a new connection makes its master fork a worker
     std::optional<MonoTime> last_nudge;
     bool stall_reported = false;  // said once a stall (a report, or a failed nudge)

@@ -260,6 +260,13 @@ Result<ServiceUnit> SdBus::service(const std::string& name) {
       u.active_enter = std::chrono::microseconds(usec);
       return rr < 0 ? rr : 1;
     }
+    if (p == "StartLimitBurst" && sig == "u") return sd_bus_message_read(m, "u", &u.start_limit_burst) < 0 ? -EBADMSG : 1;
+    if (p == "StartLimitIntervalUSec" && sig == "t") {
+      uint64_t usec = 0;
+      int rr = sd_bus_message_read(m, "t", &usec);
+      u.start_limit_interval = std::chrono::microseconds(usec == UINT64_MAX ? 0 : usec);
+      return rr < 0 ? rr : 1;
+    }
     if (p == "InactiveExitTimestampMonotonic" && sig == "t") {
       uint64_t usec = 0;
       int rr = sd_bus_message_read(m, "t", &usec);

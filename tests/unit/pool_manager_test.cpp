@@ -512,6 +512,34 @@ TEST_F(PoolManagerTest, AFailedNudgeIsCountedApartAndTriedAgain) {
   EXPECT_EQ(status_of(*m, "php-fpm@a.service").stalls_by_action.at("nudged"), 1u);
 }
 
+// Found by the wake benchmark: five stop-and-wake cycles within 10 s and systemd failed the socket unit for good
+// (service-start-limit-hit). A stop is a wake to come: never one that could cross systemd's start limit.
+TEST_F(PoolManagerTest, NeverStopsAPoolWhoseWakeCouldHitSystemdsStartLimit) {
+  add_safe_pool("php-fpm@a");
+  systemd.services["php-fpm@a.service"].start_limit_burst = 5;
+  systemd.services["php-fpm@a.service"].start_limit_interval = 10s;
+  auto m = manager();
+  m->discover();
+  for (int wake = 1; wake <= 4; ++wake) {
+    auto r = m->stop_now("php-fpm@a.service");
+    ASSERT_TRUE(r.ok()) << "stop " << wake << ": " << r.error().message;
+    systemd.set_state("php-fpm@a.service", "inactive", "dead");
+    m->on_unit_events(systemd.take_events());
+    clock += 1s;
+    systemd.set_state("php-fpm@a.service", "active", "running");  // a request woke it
+    m->on_unit_events(systemd.take_events());
+    clock += 1s;
+  }
+  auto refused = m->stop_now("php-fpm@a.service");
+  ASSERT_FALSE(refused.ok()) << "4 starts in 10 s: the next wake could be the one systemd refuses";
+  EXPECT_NE(refused.error().message.find("start limit"), std::string::npos) << refused.error().message;
+  auto next = m->evaluate();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_LE(*next, clock + 10s) << "looked at again when the oldest start leaves the interval";
+  clock += 10s;
+  EXPECT_TRUE(m->stop_now("php-fpm@a.service").ok()) << "the starts aged out";
+}
+
 TEST_F(PoolManagerTest, StallTimeoutZeroTurnsStallsOff) {
   auto m = stall_manager("ondemand", 0s);
   probe.at("/run/php/php-fpm@a.sock").backlog = 1;

@@ -40,6 +40,10 @@ struct PoolSnapshot {
   uint32_t workers = 0;               // processes besides the main one (informational: busy static pools keep theirs)
   // Since when connections have been queued with none accepted (unset: nothing queued, or accepts progress).
   std::optional<MonoTime> queued_since;
+  // Its recent starts come close to systemd's start limit: a stop now, and the wake after it could fail the unit and
+  // its socket for good. Until when, and why.
+  std::optional<MonoTime> start_limit_until;
+  std::string start_limit_reason;
 };
 
 struct Decision {
@@ -55,6 +59,7 @@ struct Decision {
 
 // The rules, in order:
 //   never: not running, a stop already in progress, pinned, cannot wake again, unsafe;
+//   wait:  while a wake could hit systemd's start limit (start_limit_until);
 //   wait:  until idle_timeout has passed since the last activity (or since it started, or since this daemon began
 //          watching it, whichever is latest: after a restart nothing is stopped on stale data), and until it has been
 //          up min_uptime;

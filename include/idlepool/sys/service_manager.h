@@ -30,6 +30,10 @@ struct ServiceUnit {
   std::vector<std::string> environment;    // Environment=, "KEY=value"
   int kill_signal = 15;
   bool job_pending = false;                // a start/stop job is queued or running
+  // systemd's start rate limit (StartLimitBurst= starts per StartLimitIntervalSec=): one start more and the unit
+  // fails, and so does its .socket unit (service-start-limit-hit), which then never wakes it again. 0: none.
+  uint32_t start_limit_burst = 0;
+  std::chrono::microseconds start_limit_interval{0};
 
   bool running() const { return active_state == "active" && sub_state == "running"; }
 };
