@@ -266,7 +266,9 @@ void PoolManager::refresh_service(Pool& pool) {
     }
   }
   if (was_down && !pool.down) {
-    pool.starts.push_back(deps_.now());
+    // Only kept where systemd limits starts (and pruned to its interval in snapshot()): never grows unbounded.
+    if (pool.service.start_limit_burst > 0 && pool.service.start_limit_interval.count() > 0)
+      pool.starts.push_back(deps_.now());
     if (pool.stopped_by_us) {
       ++pool.wakes;
       pool.waking_since = pool.service.inactive_exit;
