@@ -1,5 +1,7 @@
 #include "idlepool/core/config.h"
 
+#include "idlepool/core/address.h"
+
 #include <fnmatch.h>
 
 #include <charconv>
@@ -72,8 +74,12 @@ Result<void> validate(const DaemonConfig& c) {
   if (!level_ok) return Error{"log-level '" + c.log_level + "' is not one of trace, debug, info, warn, error", EINVAL};
   if (c.control_socket.empty() || c.control_socket[0] != '/')
     return Error{"control-socket '" + c.control_socket + "' is not an absolute path", EINVAL};
-  if (c.metrics_listen != "off" && c.metrics_listen.rfind(':') == std::string::npos)
-    return Error{"metrics-listen '" + c.metrics_listen + "' is not HOST:PORT or off", EINVAL};
+  if (c.metrics_listen != "off") {
+    auto a = parse_socket_address(c.metrics_listen);
+    if (!a || !a->is_tcp())
+      return Error{"metrics-listen '" + c.metrics_listen + "' is not IP:PORT (127.0.0.1:10071, [::1]:10071) or off",
+                   EINVAL};
+  }
   if (c.probe_tier != "auto" && c.probe_tier != "fentry" && c.probe_tier != "sock" && c.probe_tier != "syscall")
     return Error{"probe-tier '" + c.probe_tier + "' is not one of auto, fentry, sock, syscall", EINVAL};
   return {};

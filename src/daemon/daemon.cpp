@@ -11,7 +11,10 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include <malloc.h>
+
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -23,6 +26,8 @@
 #include "idlepool/sys/service_manager.h"
 #include "idlepool/sys/unique_fd.h"
 #include "control_server.h"
+#include "idlepool/wire/http.h"
+#include "stream_server.h"
 #include "idlepool/version.h"
 #include "metrics.h"
 #include "pool_manager.h"
@@ -37,6 +42,16 @@ MonoTime monotonic_now() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+// Resident set size of this process, from /proc/self/statm (0 if unreadable).
+size_t resident_bytes() {
+  FILE* f = std::fopen("/proc/self/statm", "re");
+  if (!f) return 0;
+  unsigned long size = 0, resident = 0;
+  int n = std::fscanf(f, "%lu %lu", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? resident * static_cast<size_t>(::sysconf(_SC_PAGESIZE)) : 0;
 }
 
 bool is_socket(const std::string& path) {
@@ -56,8 +71,9 @@ class SyslogPriorityFlag final : public spdlog::custom_flag_formatter {
 };
 
 enum Source : uint64_t { kSignal = 1, kTimer, kBus, kProcesses, kWatchdog, kControl, kMetrics };
-// Control clients are tagged kControlClient + fd.
+// Clients of the control socket are tagged kControlClient + fd, those of the metrics endpoint kMetricsClient + fd.
 constexpr uint64_t kControlClient = uint64_t{1} << 32;
+constexpr uint64_t kMetricsClient = uint64_t{2} << 32;
 
 }  // namespace
 
@@ -85,7 +101,7 @@ class Daemon::Impl {
   std::unique_ptr<sys::SdBus> bus;
   std::unique_ptr<PoolManager> manager;
   std::unique_ptr<ControlServer> control;
-  std::unique_ptr<metrics::Exporter> exporter;
+  std::unique_ptr<StreamServer> metrics_endpoint;
   sys::UniqueFd epoll, signals, timer, watchdog;
   uint32_t bus_events = 0;
   std::string last_status;
@@ -248,6 +264,8 @@ Result<std::unique_ptr<Daemon>> Daemon::create(const Invocation& invocation, std
   auto probe = sys::Probe::load(probe_options);
   if (!probe) return Error{"cannot load the kernel probe: " + probe.error().message, probe.error().code};
   impl->probe = std::move(*probe);
+  // Loading parsed the kernel's BTF (megabytes, freed since): give those pages back rather than carry them for life.
+  ::malloc_trim(0);
   const auto& tiers = impl->probe->tiers();
   spdlog::info("kernel probe loaded: accepts by {}, requests by {}, closes by {} (TCP) / {} (unix)",
                sys::to_string(tiers.accepts), sys::to_string(tiers.requests), sys::to_string(tiers.tcp_closes),
@@ -297,14 +315,30 @@ Result<std::unique_ptr<Daemon>> Daemon::create(const Invocation& invocation, std
     if (g == nullptr) return Error{"control-group '" + config.control_group + "' does not exist", ENOENT};
     group = g->gr_gid;
   }
-  auto control = ControlServer::open(config.control_socket, group, impl->epoll.get(), kControl, kControlClient);
+  Impl* d = impl.get();
+  auto control = ControlServer::open(config.control_socket, group, impl->epoll.get(), kControl, kControlClient,
+                                     [d](const wire::ControlRequest& req) { return d->handle(req); });
   if (!control) return control.error();
   impl->control = std::move(*control);
   if (config.metrics_listen != "off") {
-    auto exporter = metrics::Exporter::start(config.metrics_listen);
-    if (!exporter) return exporter.error();
-    impl->exporter = std::move(*exporter);
-    if (auto r = impl->watch(impl->exporter->request_fd(), EPOLLIN, kMetrics); !r) return r.error();
+    // Served by the loop itself: a scrape reads the probe and builds the families there and then.
+    auto address = parse_socket_address(config.metrics_listen);
+    if (!address) return Error{"metrics-listen: " + address.error().message, EINVAL};
+    auto fd = listen_tcp(*address);
+    if (!fd) return Error{"cannot serve metrics: " + fd.error().message, fd.error().code};
+    StreamServer::Limits limits;
+    limits.max_request = wire::kMaxHttpRequest;
+    limits.too_long = wire::http_too_long();
+    auto respond = [d](std::string_view in) {
+      return wire::respond_http(in, [d] {
+        d->manager->refresh();
+        return metrics::render(metrics::build(d->metrics_snapshot()));
+      });
+    };
+    auto endpoint = StreamServer::serve("metrics endpoint " + config.metrics_listen, std::move(*fd), impl->epoll.get(),
+                                        kMetrics, kMetricsClient, std::move(limits), std::move(respond));
+    if (!endpoint) return endpoint.error();
+    impl->metrics_endpoint = std::move(*endpoint);
     spdlog::info("metrics on http://{}/metrics", config.metrics_listen);
   }
   uint64_t watchdog_usec = 0;
@@ -324,18 +358,25 @@ Result<std::unique_ptr<Daemon>> Daemon::create(const Invocation& invocation, std
 int Daemon::run() {
   Impl& d = *impl_;
   // Thousands of units on a slow machine can take longer than systemd's start timeout: say we are getting on.
+  // A stop asked for meanwhile (SIGTERM, SIGINT: blocked, so pending) ends the discovery early; the loop then exits.
   d.manager->on_discovery_progress([](size_t done, size_t total) {
-    sd_notifyf(0, "EXTEND_TIMEOUT_USEC=30000000\nSTATUS=discovering pools: %zu of %zu units read", done, total);
+    sd_notifyf(0, "EXTEND_TIMEOUT_USEC=60000000\nSTATUS=discovering pools: %zu of %zu units read", done, total);
+    sigset_t pending;
+    sigpending(&pending);
+    return !sigismember(&pending, SIGTERM) && !sigismember(&pending, SIGINT);
   });
   d.manager->discover();
   d.manager->on_discovery_progress({});
+  ::malloc_trim(0);  // what discovery read from systemd is parsed and gone
   std::optional<MonoTime> next = d.manager->evaluate();
   sd_notify(0, "READY=1");
   d.notify_status();
-  spdlog::info("ready: {}", d.last_status);
+  spdlog::info("ready: {}; RSS {:.1f} MiB", d.last_status, static_cast<double>(resident_bytes()) / (1 << 20));
   for (;;) {
     std::optional<MonoTime> wake = next;
-    if (auto c = d.control->expire(d.manager->now()); c && (!wake || *c < *wake)) wake = c;
+    if (auto c = d.control->server().expire(d.manager->now()); c && (!wake || *c < *wake)) wake = c;
+    if (d.metrics_endpoint)
+      if (auto c = d.metrics_endpoint->expire(d.manager->now()); c && (!wake || *c < *wake)) wake = c;
     d.arm_timer(wake);
     d.rearm_bus();
     epoll_event events[16];
@@ -347,10 +388,13 @@ int Daemon::run() {
     }
     bool due = false;
     for (int i = 0; i < n; ++i) {
-      if (events[i].data.u64 >= kControlClient) {
-        int fd = static_cast<int>(events[i].data.u64 - kControlClient);
-        d.control->on_client_event(fd, events[i].events,
-                                   [&](const wire::ControlRequest& req) { return d.handle(req); });
+      uint64_t tag = events[i].data.u64;
+      if (d.control->server().owns_tag(tag)) {
+        d.control->server().on_client_event(d.control->server().fd_of_tag(tag), events[i].events);
+        continue;
+      }
+      if (d.metrics_endpoint && d.metrics_endpoint->owns_tag(tag)) {
+        d.metrics_endpoint->on_client_event(d.metrics_endpoint->fd_of_tag(tag), events[i].events);
         continue;
       }
       switch (events[i].data.u64) {
@@ -381,11 +425,10 @@ int Daemon::run() {
           break;
         }
         case kControl:
-          d.control->on_listen_readable(d.manager->now());
+          d.control->server().on_listen_readable(d.manager->now());
           break;
         case kMetrics:
-          d.manager->refresh();
-          d.exporter->publish(d.metrics_snapshot());
+          d.metrics_endpoint->on_listen_readable(d.manager->now());
           break;
         case kProcesses: {
           auto got = d.watcher->on_readable();

@@ -1,9 +1,6 @@
 #include "metrics.h"
 
-#include <prometheus/collectable.h>
-#include <prometheus/exposer.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
+#include <prometheus/text_serializer.h>
 
 #include <chrono>
 #include <deque>
@@ -160,64 +157,8 @@ std::vector<MetricFamily> build(const Snapshot& s) {
   return {std::make_move_iterator(f.list.begin()), std::make_move_iterator(f.list.end())};
 }
 
-class Exporter::Collector final : public prometheus::Collectable {
- public:
-  explicit Collector(int request_fd) : request_fd_(request_fd) {}
-  std::vector<MetricFamily> Collect() const override {
-    std::unique_lock<std::mutex> lock(mutex_);
-    uint64_t seen = generation_;
-    uint64_t one = 1;
-    (void)!::write(request_fd_, &one, sizeof(one));
-    // The loop answers between two of its steps; a busy one (hundreds of pools under emulation) may take seconds,
-    // and before its first answer there is nothing but an empty snapshot to serve.
-    cv_.wait_for(lock, std::chrono::seconds(5), [&] { return generation_ != seen; });
-    return build(snapshot_);
-  }
-  void publish(Snapshot s) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      snapshot_ = std::move(s);
-      ++generation_;
-    }
-    cv_.notify_all();
-  }
-
- private:
-  int request_fd_;
-  mutable std::mutex mutex_;
-  mutable std::condition_variable cv_;
-  Snapshot snapshot_;
-  uint64_t generation_ = 0;
-};
-
-Result<std::unique_ptr<Exporter>> Exporter::start(const std::string& address) {
-  std::unique_ptr<Exporter> e(new Exporter());
-  e->request_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!e->request_.valid()) return Error::from_errno("eventfd", errno);
-  try {
-    e->exposer_ = std::make_unique<prometheus::Exposer>(address, 2);
-  } catch (const std::exception& ex) {
-    return Error{"cannot serve metrics on " + address + ": " + ex.what(), EADDRINUSE};
-  }
-  e->collector_ = std::make_shared<Collector>(e->request_.get());
-  e->exposer_->RegisterCollectable(e->collector_);
-  return e;
-}
-
-Exporter::~Exporter() {
-  // Stop serving before the collector goes.
-  exposer_.reset();
-}
-
-void Exporter::publish(Snapshot snapshot) {
-  uint64_t pending = 0;
-  (void)!::read(request_.get(), &pending, sizeof(pending));
-  collector_->publish(std::move(snapshot));
-}
-
-int Exporter::port() const {
-  auto ports = exposer_->GetListeningPorts();
-  return ports.empty() ? 0 : ports.front();
+std::string render(const std::vector<MetricFamily>& families) {
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 }  // namespace idlepool::metrics

@@ -1,14 +1,12 @@
-// Prometheus metrics of idlepoold, served with prometheus-cpp's pull exposer. Reading metrics never touches a pool:
-// everything comes from the daemon's own model (probe counters, process tracking, systemd state).
+// Prometheus metrics of idlepoold: the metric families of the daemon's model, their text exposition, and the HTTP
+// side of the endpoint. Reading metrics never touches a pool: everything comes from the daemon's own model (probe
+// counters, process tracking, systemd state).
 //
-// Threads: the exposer answers scrapes on its own threads; all daemon state lives on the event loop. A scrape asks
-// the loop for a fresh snapshot through an eventfd (the loop reads the probe and publishes), and waits up to one
-// second; if the loop does not answer in time, the last published snapshot is served.
+// All of it is pure: the daemon serves the endpoint from its own epoll loop (a StreamServer answering with
+// wire::respond_http), building a snapshot when a scrape comes in. No thread, no timer: an idle daemon is not woken
+// by its metrics endpoint.
 #pragma once
 
-#include <condition_variable>
-#include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -18,12 +16,7 @@
 #include "idlepool/result.h"
 #include "idlepool/sys/probe.h"
 #include "idlepool/sys/process_watcher.h"
-#include "idlepool/sys/unique_fd.h"
 #include "status.h"
-
-namespace prometheus {
-class Exposer;
-}
 
 namespace idlepool::metrics {
 
@@ -40,25 +33,7 @@ struct Snapshot {
 // The metric families for a snapshot (pure).
 std::vector<prometheus::MetricFamily> build(const Snapshot& snapshot);
 
-class Exporter {
- public:
-  // Listens on `address` (host:port). Errors name the address.
-  static Result<std::unique_ptr<Exporter>> start(const std::string& address);
-  ~Exporter();
-
-  // Readable when a scrape wants a fresh snapshot; the loop then calls publish().
-  int request_fd() const { return request_.get(); }
-  void publish(Snapshot snapshot);
-  // The port actually bound (for tests that ask for port 0).
-  int port() const;
-
-  class Collector;
-
- private:
-  Exporter() = default;
-  std::unique_ptr<prometheus::Exposer> exposer_;
-  std::shared_ptr<Collector> collector_;
-  sys::UniqueFd request_;
-};
+// The exposition of `families` in Prometheus' text format (version 0.0.4).
+std::string render(const std::vector<prometheus::MetricFamily>& families);
 
 }  // namespace idlepool::metrics

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Sends garbage to idlepoold's control socket: each must get an error reply or a closed connection."""
+"""Sends garbage to idlepoold's control socket and its metrics endpoint: each must get an error reply or a closed
+connection, and both must serve a good request after it all."""
 import json
 import socket
 import time
@@ -7,9 +8,12 @@ import time
 PATH = "/run/idlepool/control.sock"
 
 
-def ask(data: bytes, wait: float = 10.0):
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(PATH)
+METRICS = ("127.0.0.1", 10071)
+
+
+def ask(data: bytes, wait: float = 10.0, to=PATH):
+    s = socket.socket(socket.AF_UNIX if isinstance(to, str) else socket.AF_INET)
+    s.connect(to)
     s.settimeout(wait)
     try:
         s.sendall(data)
@@ -47,6 +51,44 @@ r, _ = ask(b'{"version":7,"verb":"status"}\n')
 checks.append(("version 7", code(r) == "unsupported-version", r[:80]))
 r, _ = ask(b'{"version":1,"verb":"status"}\n')
 checks.append(("a good request after all that", json.loads(r)["ok"] is True, r[:60]))
+
+
+def http(data: bytes, wait: float = 10.0):
+    return ask(data, wait, METRICS)
+
+
+def status(reply: str) -> str:
+    return reply.split("\r\n", 1)[0]
+
+
+r, _ = http(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(32)))
+checks.append(("metrics: a TLS hello", status(r) == "HTTP/1.1 400 Bad Request", status(r)))
+r, _ = http(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+checks.append(("metrics: unknown path", status(r) == "HTTP/1.1 404 Not Found", status(r)))
+r, _ = http(b"DELETE /metrics HTTP/1.1\r\n\r\n")
+checks.append(("metrics: DELETE", status(r) == "HTTP/1.1 405 Method Not Allowed" and "Allow: GET, HEAD" in r, status(r)))
+r, _ = http(b"GET /metrics HTTP/1.1\r\nX-Junk: " + b"a" * 10000)
+checks.append(("metrics: 10 KB head", status(r) == "HTTP/1.1 431 Request Header Fields Too Large", status(r)))
+r, t = http(b"GET /metrics HTTP/1.1\r\n")
+checks.append((f"metrics: half-sent, closed after {t:.1f}s", r == "" and 4 <= t <= 8, repr(r[:40])))
+# More clients than it serves at once (64): the rest are closed on accept, and it serves again once they are gone.
+idle = []
+for _ in range(80):
+    c = socket.create_connection(METRICS)
+    c.settimeout(2)
+    idle.append(c)
+closed_at_once = 0
+for c in idle[64:]:
+    try:
+        closed_at_once += c.recv(1) == b""
+    except (socket.timeout, ConnectionResetError):
+        pass
+for c in idle:
+    c.close()
+checks.append(("metrics: 80 idle clients at once", closed_at_once == 16, f"{closed_at_once} of the 16 beyond 64 closed at once"))
+time.sleep(0.5)
+r, _ = http(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+checks.append(("metrics: a good scrape after all that", status(r) == "HTTP/1.1 200 OK" and "idlepool_build_info" in r, status(r)))
 for name, ok, evidence in checks:
     print(("ok   " if ok else "FAIL ") + name + ": " + evidence)
 print("all answered as expected" if all(ok for _, ok, _ in checks) else "some were not")

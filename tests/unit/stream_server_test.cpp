@@ -1,0 +1,238 @@
+// The daemon's StreamServer (control socket, metrics endpoint) over real loopback TCP and a real epoll: whole replies
+// however large, errors for oversized requests, deadlines for clients that send nothing, a cap on clients, clients
+// that go away early. No root needed.
+#include "stream_server.h"
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "idlepool/wire/http.h"
+
+namespace idlepool::daemon {
+namespace {
+
+using namespace std::chrono_literals;
+
+MonoTime mono() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+// 127.0.0.1, any free port (parse_socket_address refuses port 0: no pool listens there).
+SocketAddress loopback_any_port() {
+  SocketAddress a;
+  a.ip = v4_mapped(htonl(INADDR_LOOPBACK));
+  a.ipv4 = true;
+  return a;
+}
+
+constexpr uint64_t kListen = 1;
+constexpr uint64_t kClients = uint64_t{1} << 32;
+
+struct Fixture {
+  sys::UniqueFd epoll{::epoll_create1(EPOLL_CLOEXEC)};
+  std::unique_ptr<StreamServer> server;
+  uint16_t port = 0;
+
+  explicit Fixture(StreamServer::Limits limits, StreamServer::Respond respond) {
+    auto fd = listen_tcp(loopback_any_port());
+    EXPECT_TRUE(fd) << fd.error().message;
+    sockaddr_in in{};
+    socklen_t len = sizeof(in);
+    ::getsockname(fd->get(), reinterpret_cast<sockaddr*>(&in), &len);
+    port = ntohs(in.sin_port);
+    auto s = StreamServer::serve("test server", std::move(*fd), epoll.get(), kListen, kClients, std::move(limits),
+                                 std::move(respond));
+    EXPECT_TRUE(s);
+    server = std::move(*s);
+  }
+
+  // One pass of the daemon's loop over what is ready.
+  void pump(int timeout_ms = 50) {
+    epoll_event ev[16];
+    int n = ::epoll_wait(epoll.get(), ev, 16, timeout_ms);
+    for (int i = 0; i < n; ++i) {
+      if (ev[i].data.u64 == kListen) {
+        server->on_listen_readable(mono());
+      } else if (server->owns_tag(ev[i].data.u64)) {
+        server->on_client_event(server->fd_of_tag(ev[i].data.u64), ev[i].events);
+      }
+    }
+  }
+
+  sys::UniqueFd connect() {
+    sys::UniqueFd c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    sockaddr_in in{};
+    in.sin_family = AF_INET;
+    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    in.sin_port = htons(port);
+    int r = ::connect(c.get(), reinterpret_cast<sockaddr*>(&in), sizeof(in));
+    EXPECT_TRUE(r == 0 || errno == EINPROGRESS) << std::strerror(errno);
+    return c;
+  }
+
+  // Everything the server sends until it closes, pumping its loop meanwhile. nullopt: not closed within ~5 s.
+  std::optional<std::string> read_to_end(int fd) {
+    std::string out;
+    for (int round = 0; round < 500; ++round) {
+      pump(10);
+      char buf[65536];
+      for (;;) {
+        ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+        if (n > 0) {
+          out.append(buf, static_cast<size_t>(n));
+          continue;
+        }
+        if (n == 0) return out;
+        if (errno == EAGAIN) break;
+        return out;  // reset: what came is what there is
+      }
+    }
+    return std::nullopt;
+  }
+};
+
+StreamServer::Respond line_echo(std::string body) {
+  return [body = std::move(body)](std::string_view in) -> std::optional<std::string> {
+    if (in.find('\n') == std::string_view::npos) return std::nullopt;
+    return body;
+  };
+}
+
+TEST(StreamServer, WholeReplyEvenWhenItFillsTheSocket) {
+  std::string big(8 << 20, 'x');  // far more than a socket buffer: sent over many EPOLLOUT rounds
+  Fixture f({}, line_echo(big));
+  auto c = f.connect();
+  f.pump();
+  ASSERT_EQ(::send(c.get(), "hello\n", 6, MSG_NOSIGNAL), 6);
+  auto got = f.read_to_end(c.get());
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->size(), big.size());
+  EXPECT_EQ(*got, big);
+  f.pump();
+  EXPECT_EQ(f.server->clients(), 0u);
+}
+
+TEST(StreamServer, RequestSentInPiecesIsAnsweredOnceWhole) {
+  int calls = 0;
+  Fixture f({}, [&](std::string_view in) -> std::optional<std::string> {
+    ++calls;
+    if (in.find('\n') == std::string_view::npos) return std::nullopt;
+    return std::string("got ") + std::string(in);
+  });
+  auto c = f.connect();
+  f.pump();
+  ASSERT_EQ(::send(c.get(), "par", 3, MSG_NOSIGNAL), 3);
+  f.pump();
+  f.pump();
+  ASSERT_EQ(::send(c.get(), "ts\n", 3, MSG_NOSIGNAL), 3);
+  auto got = f.read_to_end(c.get());
+  ASSERT_TRUE(got);
+  EXPECT_EQ(*got, "got parts\n");
+  EXPECT_GE(calls, 2);
+}
+
+TEST(StreamServer, OversizedRequestGetsTheTooLongReply) {
+  StreamServer::Limits limits;
+  limits.max_request = 1000;
+  limits.too_long = "too long\n";
+  Fixture f(limits, line_echo("never\n"));
+  auto c = f.connect();
+  f.pump();
+  std::string junk(5000, 'a');
+  ASSERT_EQ(::send(c.get(), junk.data(), junk.size(), MSG_NOSIGNAL), 5000);
+  auto got = f.read_to_end(c.get());
+  ASSERT_TRUE(got);
+  EXPECT_EQ(*got, "too long\n");
+}
+
+TEST(StreamServer, SilentClientIsClosedAtItsDeadline) {
+  StreamServer::Limits limits;
+  limits.deadline = 2s;
+  Fixture f(limits, line_echo("x\n"));
+  auto c = f.connect();
+  f.pump();
+  ASSERT_EQ(f.server->clients(), 1u);
+  auto next = f.server->expire(mono());
+  ASSERT_TRUE(next);
+  EXPECT_GT(*next, mono() + 1s);
+  EXPECT_TRUE(f.server->expire(mono() + 1s));
+  EXPECT_EQ(f.server->clients(), 1u) << "not yet";
+  EXPECT_FALSE(f.server->expire(mono() + 3s)) << "no client left, no deadline";
+  EXPECT_EQ(f.server->clients(), 0u);
+  char b;
+  EXPECT_EQ(::recv(c.get(), &b, 1, 0), 0) << "the client sees the end of the stream";
+}
+
+TEST(StreamServer, ClientsBeyondTheCapAreClosedOnAccept) {
+  StreamServer::Limits limits;
+  limits.max_clients = 2;
+  Fixture f(limits, line_echo("x\n"));
+  auto a = f.connect();
+  auto b = f.connect();
+  f.pump();
+  f.pump();
+  ASSERT_EQ(f.server->clients(), 2u);
+  auto extra = f.connect();
+  f.pump();
+  EXPECT_EQ(f.server->clients(), 2u);
+  auto got = f.read_to_end(extra.get());
+  ASSERT_TRUE(got);
+  EXPECT_EQ(*got, "") << "closed without a reply";
+  // The two admitted still get theirs.
+  ASSERT_EQ(::send(a.get(), "q\n", 2, MSG_NOSIGNAL), 2);
+  EXPECT_EQ(f.read_to_end(a.get()).value_or("?"), "x\n");
+}
+
+TEST(StreamServer, ClientThatLeavesEarlyIsForgotten) {
+  Fixture f({}, line_echo("x\n"));
+  {
+    auto c = f.connect();
+    f.pump();
+    ASSERT_EQ(::send(c.get(), "half", 4, MSG_NOSIGNAL), 4);
+    f.pump();
+    ASSERT_EQ(f.server->clients(), 1u);
+  }
+  f.pump();
+  EXPECT_EQ(f.server->clients(), 0u);
+}
+
+TEST(StreamServer, ServesHttpScrapes) {
+  StreamServer::Limits limits;
+  limits.max_request = wire::kMaxHttpRequest;
+  limits.too_long = wire::http_too_long();
+  Fixture f(limits, [](std::string_view in) { return wire::respond_http(in, [] { return std::string("up 1\n"); }); });
+  auto c = f.connect();
+  f.pump();
+  std::string req = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(::send(c.get(), req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+  auto got = f.read_to_end(c.get());
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << *got;
+  EXPECT_EQ(got->substr(got->size() - 5), "up 1\n");
+}
+
+TEST(StreamServer, ListenTcpNamesTheAddressItCannotBind) {
+  auto first = listen_tcp(loopback_any_port());
+  ASSERT_TRUE(first);
+  sockaddr_in in{};
+  socklen_t len = sizeof(in);
+  ::getsockname(first->get(), reinterpret_cast<sockaddr*>(&in), &len);
+  std::string taken = "127.0.0.1:" + std::to_string(ntohs(in.sin_port));
+  auto second = listen_tcp(*parse_socket_address(taken));
+  ASSERT_FALSE(second);
+  EXPECT_NE(second.error().message.find(taken), std::string::npos) << second.error().message;
+  EXPECT_FALSE(listen_tcp(*parse_socket_address("/run/x.sock")));
+}
+
+}  // namespace
+}  // namespace idlepool::daemon
