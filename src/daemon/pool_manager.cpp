@@ -53,29 +53,54 @@ void PoolManager::discover() {
       if (ends_with(n, ".service")) wanted.insert(n);
   }
   auto started = std::chrono::steady_clock::now();
+  std::vector<std::string> fresh_units;
+  for (const auto& unit : wanted)
+    if (!pools_.count(unit)) fresh_units.push_back(unit);
   std::vector<std::string> added;
   defer_registration_ = true;
-  size_t done = 0;
-  for (const auto& unit : wanted) {
-    if (progress_ && ++done % 50 == 0) progress_(done, wanted.size());
-    if (pools_.count(unit)) continue;
-    Pool pool;
-    pool.unit = unit;
-    pool.watched_since = deps_.now();
-    pool.workers_gone_at = pool.watched_since;  // as good as: look for a stall once, stall_timeout from now
-    pool.stall_baseline_pending = true;
-    if (auto r = load(pool); !r) {
-      spdlog::error("pool {}: {}, ignoring", unit, r.error().message);
-      continue;
+  // In chunks: each one read from systemd with many calls in flight (services, then the sockets that trigger them),
+  // and progress reported between them (systemd's start timeout is extended while a long discovery goes on).
+  constexpr size_t kChunk = 50;
+  for (size_t first = 0; first < fresh_units.size(); first += kChunk) {
+    std::vector<std::string> chunk(fresh_units.begin() + static_cast<std::ptrdiff_t>(first),
+                                   fresh_units.begin() + static_cast<std::ptrdiff_t>(std::min(first + kChunk, fresh_units.size())));
+    auto services = deps_.systemd.services(chunk);
+    std::vector<std::string> socket_names;
+    for (const auto& svc : services)
+      if (svc)
+        for (const auto& t : svc->triggered_by)
+          if (ends_with(t, ".socket")) socket_names.push_back(t);
+    std::sort(socket_names.begin(), socket_names.end());
+    socket_names.erase(std::unique(socket_names.begin(), socket_names.end()), socket_names.end());
+    auto sockets = deps_.systemd.sockets(socket_names);
+    SocketsRead read;
+    for (size_t i = 0; i < socket_names.size() && i < sockets.size(); ++i) read.emplace(socket_names[i], std::move(sockets[i]));
+    for (size_t i = 0; i < chunk.size(); ++i) {
+      const std::string& unit = chunk[i];
+      Pool pool;
+      pool.unit = unit;
+      pool.watched_since = deps_.now();
+      pool.workers_gone_at = pool.watched_since;  // as good as: look for a stall once, stall_timeout from now
+      pool.stall_baseline_pending = true;
+      if (i >= services.size() || !services[i]) {
+        spdlog::error("pool {}: {}, ignoring", unit, i < services.size() ? services[i].error().message : "not read");
+        continue;
+      }
+      load(pool, std::move(*services[i]), &read);
+      std::string addresses;
+      for (const auto& l : pool.listeners) addresses += (addresses.empty() ? "" : ", ") + l.address.to_string();
+      spdlog::info("managing {} ({}; sockets: {})", unit, pool.service.active_state,
+                   addresses.empty() ? "none" : addresses);
+      if (pool.safety.unsafe) spdlog::warn("{} will never be stopped: {}", unit, *pool.safety.unsafe);
+      for (const auto& w : pool.safety.warnings) spdlog::warn("{}: {}", unit, w);
+      pools_.emplace(unit, std::move(pool));
+      added.push_back(unit);
     }
-    std::string sockets;
-    for (const auto& l : pool.listeners) sockets += (sockets.empty() ? "" : ", ") + l.address.to_string();
-    spdlog::info("managing {} ({}; sockets: {})", unit, pool.service.active_state,
-                 sockets.empty() ? "none" : sockets);
-    if (pool.safety.unsafe) spdlog::warn("{} will never be stopped: {}", unit, *pool.safety.unsafe);
-    for (const auto& w : pool.safety.warnings) spdlog::warn("{}: {}", unit, w);
-    pools_.emplace(unit, std::move(pool));
-    added.push_back(unit);
+    size_t done = std::min(first + kChunk, fresh_units.size());
+    if (progress_ && done < fresh_units.size() && !progress_(done, fresh_units.size())) {
+      spdlog::info("discovery abandoned after {} of {} units", done, fresh_units.size());
+      break;
+    }
   }
   defer_registration_ = false;
   auto read = std::chrono::steady_clock::now();
@@ -105,15 +130,12 @@ void PoolManager::forget(const std::string& unit) {
   pools_.erase(it);
 }
 
-Result<void> PoolManager::load(Pool& pool) {
-  auto svc = deps_.systemd.service(pool.unit);
-  if (!svc) return svc.error();
-  pool.service = std::move(*svc);
+void PoolManager::load(Pool& pool, sys::ServiceUnit service, SocketsRead* read) {
+  pool.service = std::move(service);
   pool.down = is_down(pool.service);
-  refresh_sockets(pool);
+  refresh_sockets(pool, read);
   if (!pool.down) follow_processes(pool);
   assess_safety(pool);
-  return {};
 }
 
 void PoolManager::follow_processes(Pool& pool) {
@@ -125,11 +147,12 @@ void PoolManager::follow_processes(Pool& pool) {
   }
 }
 
-void PoolManager::refresh_sockets(Pool& pool) {
+void PoolManager::refresh_sockets(Pool& pool, SocketsRead* read) {
   std::vector<sys::SocketUnit> sockets;
   for (const auto& t : pool.service.triggered_by) {
     if (!ends_with(t, ".socket")) continue;
-    auto s = deps_.systemd.socket(t);
+    auto cached = read ? read->find(t) : SocketsRead::iterator{};
+    auto s = read && cached != read->end() ? cached->second : deps_.systemd.socket(t);
     if (!s) {
       ++stats_.bus_errors;
       spdlog::warn("{}: cannot read {}: {}, ignoring", pool.unit, t, s.error().message);

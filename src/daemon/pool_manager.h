@@ -50,8 +50,10 @@ class PoolManager {
 
   // Finds the pools the configuration names, adds new ones, forgets those that are gone. Logs what it finds.
   void discover();
-  // Called every few dozen units while discover() reads them (the daemon extends systemd's start timeout with it).
-  void on_discovery_progress(std::function<void(size_t done, size_t total)> f) { progress_ = std::move(f); }
+  // Called every few dozen units while discover() reads them (the daemon extends systemd's start timeout with it),
+  // between batches of a discovery with the units read so far; returning false abandons the rest (the daemon
+  // is asked to stop): the pools read so far are kept.
+  void on_discovery_progress(std::function<bool(size_t done, size_t total)> f) { progress_ = std::move(f); }
   // Takes in what systemd reported; affected pools are decided again at the next evaluate().
   void on_unit_events(const std::vector<sys::UnitEvent>& events);
   // Takes in what the process watcher reported: a pool whose last worker or main process exited is decided again
@@ -126,13 +128,15 @@ class PoolManager {
     std::map<std::string, uint64_t> stalls_by_action;  // "nudged", "nudge-failed", "reported"
   };
 
-  Result<void> load(Pool& pool);
+  // Sockets read ahead for a batch of pools (discovery), by unit name.
+  using SocketsRead = std::map<std::string, Result<sys::SocketUnit>>;
+  void load(Pool& pool, sys::ServiceUnit service, SocketsRead* read);
   void register_listeners(Pool& pool);
   void register_listeners(const std::vector<Pool*>& pools);
   void unregister_listeners(Pool& pool);
   void assess_safety(Pool& pool);
   void refresh_service(Pool& pool);
-  void refresh_sockets(Pool& pool);
+  void refresh_sockets(Pool& pool, SocketsRead* read = nullptr);
   void follow_processes(Pool& pool);
   void forget(const std::string& unit);
   bool manages(const std::string& unit) const;
@@ -153,7 +157,7 @@ class PoolManager {
   ManagerStats stats_;
   bool dirty_ = true;
   bool defer_registration_ = false;
-  std::function<void(size_t, size_t)> progress_;
+  std::function<bool(size_t, size_t)> progress_;
 };
 
 }  // namespace idlepool::daemon

@@ -1,4 +1,5 @@
-// systemd over sd-bus. Every call is synchronous (they take ~100 us); signals are queued by match callbacks while
+// systemd over sd-bus. Calls are synchronous (they take ~100 us), except the batches that read many units, which
+// keep many calls in flight (discovery of a thousand pools); signals are queued by match callbacks while
 // process() runs and handed out by take_events().
 #include <spawn.h>
 #include <sys/wait.h>
@@ -101,6 +102,12 @@ int read_string(sd_bus_message* m, const std::string& sig, std::string& out) {
   return 1;
 }
 
+// A property to read: its interface and name.
+struct Wanted {
+  const char* interface;
+  const char* property;
+};
+
 }  // namespace
 
 class SdBus::Impl {
@@ -114,23 +121,71 @@ class SdBus::Impl {
     sd_bus_flush_close_unref(bus);
   }
 
-  Result<MessagePtr> get_all(const std::string& unit, const char* interface) {
-    std::string path = unit_path(unit);
-    BusError err;
-    MessagePtr reply;
-    int r = sd_bus_call_method(bus, kSystemd, path.c_str(), "org.freedesktop.DBus.Properties", "GetAll", &err.e,
-                               &reply.m, "s", interface);
-    if (r < 0) return bus_error("cannot read " + unit + " from systemd", err, r);
-    return reply;
+  // Properties.Get of many properties of many units at once: up to kWindow calls in flight on the connection, so
+  // systemd (and the bus between) work through them back to back instead of waiting for one round trip each.
+  // Get and never GetAll on the Unit interface: GetAll makes PID 1 compute UnitFileState and UnitFilePreset, a walk
+  // of every unit directory for each unit (systemd/systemd#14730, #29181), the cost of a discovery at scale.
+  static constexpr size_t kWindow = 32;  // well under dbus-daemon's 128 pending replies per connection
+
+  struct Get {
+    const std::string* unit;
+    const char* interface;
+    const char* property;
+  };
+
+  std::vector<Result<MessagePtr>> get_many(const std::vector<Get>& gets) {
+    struct Slot {
+      size_t index;
+      std::vector<Result<MessagePtr>>* out;
+      size_t* outstanding;
+    };
+    std::vector<Result<MessagePtr>> out;
+    out.reserve(gets.size());
+    for (size_t i = 0; i < gets.size(); ++i) out.emplace_back(Error{"not read", EIO});
+    std::vector<Slot> calls(gets.size());
+    size_t next = 0, outstanding = 0;
+    auto on_reply = [](sd_bus_message* m, void* userdata, sd_bus_error*) -> int {
+      auto* slot = static_cast<Slot*>(userdata);
+      --*slot->outstanding;
+      if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
+        (*slot->out)[slot->index] = Error{e->message ? e->message : e->name, EIO};
+      } else {
+        MessagePtr reply;
+        reply.m = sd_bus_message_ref(m);
+        (*slot->out)[slot->index] = std::move(reply);
+      }
+      return 1;
+    };
+    std::string path;
+    while (next < gets.size() || outstanding > 0) {
+      while (next < gets.size() && outstanding < kWindow) {
+        size_t i = next++;
+        calls[i] = Slot{i, &out, &outstanding};
+        if (i == 0 || gets[i].unit != gets[i - 1].unit) path = unit_path(*gets[i].unit);
+        int r = sd_bus_call_method_async(bus, nullptr, kSystemd, path.c_str(), "org.freedesktop.DBus.Properties", "Get",
+                                         on_reply, &calls[i], "ss", gets[i].interface, gets[i].property);
+        if (r < 0) {
+          out[i] = Error::from_errno("cannot ask systemd for " + *gets[i].unit, -r);
+          continue;
+        }
+        ++outstanding;
+      }
+      int r = sd_bus_process(bus, nullptr);
+      if (r < 0) {
+        // The connection is gone: what is still pending fails.
+        for (size_t i = 0; i < gets.size(); ++i)
+          if (!out[i] && out[i].error().message == "not read")
+            out[i] = Error::from_errno("lost the connection to the system bus", -r);
+        return out;
+      }
+      if (r == 0 && outstanding > 0) sd_bus_wait(bus, UINT64_MAX);
+    }
+    return out;
   }
 
-  // GetAll on a unit's object; only if that fails, LoadUnit and once more (an unloaded unit has no object). Loaded
-  // units, the usual case, cost one call instead of two: at a thousand pools and on every unit change, that counts.
-  Result<MessagePtr> get_all_loading(const std::string& unit, const char* interface) {
-    if (auto first = get_all(unit, interface); first) return first;
-    if (auto l = load(unit); !l) return l.error();
-    return get_all(unit, interface);
-  }
+  template <class T, size_t N, class OnProperty>
+  std::vector<Result<T>> read_units(const std::vector<std::string>& names, const Wanted (&wanted)[N],
+                                    OnProperty on_property);
 
   Result<void> load(const std::string& unit) {
     // LoadUnit makes sure the object exists (an unloaded unit has no properties to read).
@@ -244,100 +299,168 @@ Result<std::vector<std::string>> SdBus::list_units(const std::vector<std::string
   return out;
 }
 
-Result<ServiceUnit> SdBus::service(const std::string& name) {
-  ServiceUnit u;
-  u.name = name;
-  auto unit = impl_->get_all_loading(name, "org.freedesktop.systemd1.Unit");
-  if (!unit) return unit.error();
-  int r = for_each_property(unit->m, [&](const std::string& p, const std::string& sig, sd_bus_message* m) -> int {
-    if (p == "LoadState") return read_string(m, sig, u.load_state);
-    if (p == "ActiveState") return read_string(m, sig, u.active_state);
-    if (p == "SubState") return read_string(m, sig, u.sub_state);
-    if (p == "TriggeredBy" && sig == "as") return read_strv(m, u.triggered_by) < 0 ? -EBADMSG : 1;
-    if (p == "ActiveEnterTimestampMonotonic" && sig == "t") {
-      uint64_t usec = 0;
-      int rr = sd_bus_message_read(m, "t", &usec);
-      u.active_enter = std::chrono::microseconds(usec);
-      return rr < 0 ? rr : 1;
-    }
-    if (p == "StartLimitBurst" && sig == "u") return sd_bus_message_read(m, "u", &u.start_limit_burst) < 0 ? -EBADMSG : 1;
-    if (p == "StartLimitIntervalUSec" && sig == "t") {
-      uint64_t usec = 0;
-      int rr = sd_bus_message_read(m, "t", &usec);
-      u.start_limit_interval = std::chrono::microseconds(usec == UINT64_MAX ? 0 : usec);
-      return rr < 0 ? rr : 1;
-    }
-    if (p == "InactiveExitTimestampMonotonic" && sig == "t") {
-      uint64_t usec = 0;
-      int rr = sd_bus_message_read(m, "t", &usec);
-      u.inactive_exit = std::chrono::microseconds(usec);
-      return rr < 0 ? rr : 1;
-    }
-    if (p == "Job" && sig == "(uo)") {
-      uint32_t id = 0;
+namespace {
+
+// One property of a service unit (Unit or Service interface) from the variant `m` is positioned in: 1 if it was
+// taken, 0 if its name or signature is not one we read, < 0 on a malformed message.
+int service_property(const std::string& p, const std::string& sig, sd_bus_message* m, ServiceUnit& u) {
+  auto usec = [&](MonoTime& out, bool infinity_is_zero) {
+    uint64_t v = 0;
+    int rr = sd_bus_message_read(m, "t", &v);
+    out = std::chrono::microseconds(infinity_is_zero && v == UINT64_MAX ? 0 : v);
+    return rr < 0 ? rr : 1;
+  };
+  if (p == "LoadState") return read_string(m, sig, u.load_state);
+  if (p == "ActiveState") return read_string(m, sig, u.active_state);
+  if (p == "SubState") return read_string(m, sig, u.sub_state);
+  if (p == "TriggeredBy" && sig == "as") return read_strv(m, u.triggered_by) < 0 ? -EBADMSG : 1;
+  if (p == "ActiveEnterTimestampMonotonic" && sig == "t") return usec(u.active_enter, false);
+  if (p == "InactiveExitTimestampMonotonic" && sig == "t") return usec(u.inactive_exit, false);
+  if (p == "StartLimitBurst" && sig == "u") return sd_bus_message_read(m, "u", &u.start_limit_burst) < 0 ? -EBADMSG : 1;
+  if (p == "StartLimitIntervalUSec" && sig == "t") {
+    MonoTime interval{0};
+    int rr = usec(interval, true);
+    u.start_limit_interval = std::chrono::duration_cast<std::chrono::microseconds>(interval);
+    return rr;
+  }
+  if (p == "Job" && sig == "(uo)") {
+    uint32_t id = 0;
+    const char* path = nullptr;
+    int rr = sd_bus_message_read(m, "(uo)", &id, &path);
+    u.job_pending = id != 0;
+    return rr < 0 ? rr : 1;
+  }
+  if (p == "ControlGroup") return read_string(m, sig, u.control_group);
+  if (p == "MainPID" && sig == "u") return sd_bus_message_read(m, "u", &u.main_pid) < 0 ? -EBADMSG : 1;
+  if (p == "KillSignal" && sig == "i") return sd_bus_message_read(m, "i", &u.kill_signal) < 0 ? -EBADMSG : 1;
+  if (p == "Environment" && sig == "as") return read_strv(m, u.environment) < 0 ? -EBADMSG : 1;
+  if (p == "ExecStart" && sig == "a(sasbttttuii)") {
+    int rr = sd_bus_message_enter_container(m, 'a', "(sasbttttuii)");
+    while (rr >= 0 && (rr = sd_bus_message_enter_container(m, 'r', "sasbttttuii")) > 0) {
       const char* path = nullptr;
-      int rr = sd_bus_message_read(m, "(uo)", &id, &path);
-      u.job_pending = id != 0;
-      return rr < 0 ? rr : 1;
+      std::vector<std::string> argv;
+      if ((rr = sd_bus_message_read(m, "s", &path)) < 0) break;
+      if ((rr = read_strv(m, argv)) < 0) break;
+      if ((rr = sd_bus_message_skip(m, "bttttuii")) < 0) break;
+      if ((rr = sd_bus_message_exit_container(m)) < 0) break;
+      u.exec_start.push_back(std::move(argv));
     }
-    return 0;
-  });
-  if (r < 0) return Error::from_errno("cannot parse the properties of " + name, -r);
-  if (u.load_state != "loaded") return Error{"unit " + name + " is " + u.load_state + ", not loaded", ENOENT};
-  auto svc = impl_->get_all(name, "org.freedesktop.systemd1.Service");
-  if (!svc) return svc.error();
-  r = for_each_property(svc->m, [&](const std::string& p, const std::string& sig, sd_bus_message* m) -> int {
-    if (p == "ControlGroup") return read_string(m, sig, u.control_group);
-    if (p == "MainPID" && sig == "u") return sd_bus_message_read(m, "u", &u.main_pid) < 0 ? -EBADMSG : 1;
-    if (p == "KillSignal" && sig == "i") return sd_bus_message_read(m, "i", &u.kill_signal) < 0 ? -EBADMSG : 1;
-    if (p == "Environment" && sig == "as") return read_strv(m, u.environment) < 0 ? -EBADMSG : 1;
-    if (p == "ExecStart" && sig == "a(sasbttttuii)") {
-      int rr = sd_bus_message_enter_container(m, 'a', "(sasbttttuii)");
-      while (rr >= 0 && (rr = sd_bus_message_enter_container(m, 'r', "sasbttttuii")) > 0) {
-        const char* path = nullptr;
-        std::vector<std::string> argv;
-        if ((rr = sd_bus_message_read(m, "s", &path)) < 0) break;
-        if ((rr = read_strv(m, argv)) < 0) break;
-        if ((rr = sd_bus_message_skip(m, "bttttuii")) < 0) break;
-        if ((rr = sd_bus_message_exit_container(m)) < 0) break;
-        u.exec_start.push_back(std::move(argv));
-      }
-      if (rr >= 0) rr = sd_bus_message_exit_container(m);
-      return rr < 0 ? rr : 1;
-    }
-    return 0;
-  });
-  if (r < 0) return Error::from_errno("cannot parse the service properties of " + name, -r);
-  return u;
+    if (rr >= 0) rr = sd_bus_message_exit_container(m);
+    return rr < 0 ? rr : 1;
+  }
+  return 0;
 }
 
-Result<SocketUnit> SdBus::socket(const std::string& name) {
-  SocketUnit s;
-  s.name = name;
-  std::string load_state;
-  auto unit = impl_->get_all_loading(name, "org.freedesktop.systemd1.Unit");
-  if (!unit) return unit.error();
-  int r = for_each_property(unit->m, [&](const std::string& p, const std::string& sig, sd_bus_message* m) -> int {
-    if (p == "LoadState") return read_string(m, sig, load_state);
-    if (p == "ActiveState") return read_string(m, sig, s.active_state);
-    if (p == "SubState") return read_string(m, sig, s.sub_state);
-    if (p == "Triggers" && sig == "as") return read_strv(m, s.triggers) < 0 ? -EBADMSG : 1;
-    return 0;
-  });
-  if (r < 0) return Error::from_errno("cannot parse the properties of " + name, -r);
-  if (load_state != "loaded") return Error{"unit " + name + " is " + load_state + ", not loaded", ENOENT};
-  auto sock = impl_->get_all(name, "org.freedesktop.systemd1.Socket");
-  if (!sock) return sock.error();
-  r = for_each_property(sock->m, [&](const std::string& p, const std::string& sig, sd_bus_message* m) -> int {
-    if (p != "Listen" || sig != "a(ss)") return 0;
+// One property of a socket unit (Unit or Socket interface), as service_property().
+int socket_property(const std::string& p, const std::string& sig, sd_bus_message* m, SocketUnit& s) {
+  if (p == "LoadState") return read_string(m, sig, s.load_state);
+  if (p == "ActiveState") return read_string(m, sig, s.active_state);
+  if (p == "SubState") return read_string(m, sig, s.sub_state);
+  if (p == "Triggers" && sig == "as") return read_strv(m, s.triggers) < 0 ? -EBADMSG : 1;
+  if (p == "Listen" && sig == "a(ss)") {
     int rr = sd_bus_message_enter_container(m, 'a', "(ss)");
     const char *type = nullptr, *address = nullptr;
     while (rr >= 0 && (rr = sd_bus_message_read(m, "(ss)", &type, &address)) > 0) s.listen.emplace_back(type, address);
     if (rr >= 0) rr = sd_bus_message_exit_container(m);
     return rr < 0 ? rr : 1;
-  });
-  if (r < 0) return Error::from_errno("cannot parse the socket properties of " + name, -r);
-  return s;
+  }
+  return 0;
+}
+
+constexpr const char* kUnitInterface = "org.freedesktop.systemd1.Unit";
+
+// The properties idlepool reads, LoadState first.
+constexpr Wanted kServiceProperties[] = {
+    {kUnitInterface, "LoadState"},
+    {kUnitInterface, "ActiveState"},
+    {kUnitInterface, "SubState"},
+    {kUnitInterface, "TriggeredBy"},
+    {kUnitInterface, "ActiveEnterTimestampMonotonic"},
+    {kUnitInterface, "InactiveExitTimestampMonotonic"},
+    {kUnitInterface, "Job"},
+    {kUnitInterface, "StartLimitBurst"},
+    {kUnitInterface, "StartLimitIntervalUSec"},
+    {"org.freedesktop.systemd1.Service", "ControlGroup"},
+    {"org.freedesktop.systemd1.Service", "MainPID"},
+    {"org.freedesktop.systemd1.Service", "KillSignal"},
+    {"org.freedesktop.systemd1.Service", "Environment"},
+    {"org.freedesktop.systemd1.Service", "ExecStart"},
+};
+constexpr Wanted kSocketProperties[] = {
+    {kUnitInterface, "LoadState"},
+    {kUnitInterface, "ActiveState"},
+    {kUnitInterface, "SubState"},
+    {kUnitInterface, "Triggers"},
+    {"org.freedesktop.systemd1.Socket", "Listen"},
+};
+
+}  // namespace
+
+// Every wanted property of every unit, all asked at once. A unit whose LoadState cannot be read has no object yet (it
+// is not loaded): LoadUnit creates it, and its properties are asked again. A unit that is not "loaded" is an error.
+template <class T, size_t N, class OnProperty>
+std::vector<Result<T>> SdBus::Impl::read_units(const std::vector<std::string>& names, const Wanted (&wanted)[N],
+                                               OnProperty on_property) {
+  auto ask = [&](const std::vector<const std::string*>& units) {
+    std::vector<Get> gets;
+    gets.reserve(units.size() * N);
+    for (const auto* u : units)
+      for (const auto& w : wanted) gets.push_back({u, w.interface, w.property});
+    return get_many(gets);
+  };
+  std::vector<const std::string*> all;
+  for (const auto& n : names) all.push_back(&n);
+  auto replies = ask(all);
+  std::vector<Result<T>> out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    auto first = replies.begin() + static_cast<std::ptrdiff_t>(i * N);
+    std::vector<Result<MessagePtr>> mine(std::make_move_iterator(first), std::make_move_iterator(first + N));
+    if (!mine[0]) {
+      if (auto l = load(names[i]); !l) {
+        out.emplace_back(l.error());
+        continue;
+      }
+      mine = ask({&names[i]});
+    }
+    T unit;
+    unit.name = names[i];
+    std::optional<Error> failed;
+    for (size_t k = 0; k < N && !failed; ++k) {
+      if (!mine[k]) {
+        failed = Error{"cannot read " + std::string(wanted[k].property) + " of " + names[i] + " from systemd: " +
+                           mine[k].error().message,
+                       EIO};
+        break;
+      }
+      sd_bus_message* m = mine[k]->m;
+      const char* contents = nullptr;
+      int r = sd_bus_message_peek_type(m, nullptr, &contents);
+      if (r >= 0) r = sd_bus_message_enter_container(m, 'v', contents);
+      if (r >= 0) r = on_property(wanted[k].property, contents ? contents : "", m, unit);
+      if (r < 0) failed = Error::from_errno("cannot parse " + std::string(wanted[k].property) + " of " + names[i], -r);
+      // LoadState comes first: a unit that is not loaded has nothing else worth reading.
+      if (k == 0 && unit.load_state != "loaded")
+        failed = Error{"unit " + names[i] + " is " + unit.load_state + ", not loaded", ENOENT};
+    }
+    if (failed) {
+      out.emplace_back(std::move(*failed));
+    } else {
+      out.emplace_back(std::move(unit));
+    }
+  }
+  return out;
+}
+
+Result<ServiceUnit> SdBus::service(const std::string& name) { return std::move(services({name}).front()); }
+
+Result<SocketUnit> SdBus::socket(const std::string& name) { return std::move(sockets({name}).front()); }
+
+std::vector<Result<ServiceUnit>> SdBus::services(const std::vector<std::string>& names) {
+  return impl_->read_units<ServiceUnit>(names, kServiceProperties, &service_property);
+}
+
+std::vector<Result<SocketUnit>> SdBus::sockets(const std::vector<std::string>& names) {
+  return impl_->read_units<SocketUnit>(names, kSocketProperties, &socket_property);
 }
 
 Result<void> SdBus::stop(const std::string& name) {

@@ -223,6 +223,24 @@ TEST_F(PoolManagerTest, DiscoversPoolsWithTheirSocketsAndSkipsUnknownUnits) {
   EXPECT_EQ(processes.pools.size(), 2u);
 }
 
+TEST_F(PoolManagerTest, ALongDiscoveryReportsProgressAndCanBeAbandoned) {
+  for (int i = 0; i < 120; ++i) add_safe_pool("php-fpm@p" + std::to_string(i));
+  auto m = manager(base_config());
+  std::vector<size_t> seen;
+  m->on_discovery_progress([&](size_t done, size_t total) {
+    EXPECT_EQ(total, 120u);
+    seen.push_back(done);
+    return seen.size() < 2;  // a stop is asked for after the second batch
+  });
+  m->discover();
+  EXPECT_EQ(seen, (std::vector<size_t>{50, 100}));
+  EXPECT_EQ(m->status().size(), 100u) << "the pools read before the stop are kept, the rest left unread";
+  EXPECT_EQ(probe.listeners.size(), 100u);
+  m->on_discovery_progress({});
+  m->discover();
+  EXPECT_EQ(m->status().size(), 120u) << "the next discovery reads the rest";
+}
+
 TEST_F(PoolManagerTest, StopsAnIdlePoolOnceAndCountsTheStopAndTheWake) {
   add_safe_pool("php-fpm@a");
   auto m = manager();

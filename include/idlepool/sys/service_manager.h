@@ -40,6 +40,7 @@ struct ServiceUnit {
 
 struct SocketUnit {
   std::string name;
+  std::string load_state;
   std::string active_state;
   std::string sub_state;  // "listening" while its service is down, "running" while it is up: both hold the sockets
   std::vector<std::pair<std::string, std::string>> listen;  // (type, address): ("Stream", "/run/php/x.sock")
@@ -63,6 +64,18 @@ class ServiceManager {
   virtual Result<std::vector<std::string>> list_units(const std::vector<std::string>& patterns) = 0;
   virtual Result<ServiceUnit> service(const std::string& name) = 0;
   virtual Result<SocketUnit> socket(const std::string& name) = 0;
+  // Many units at once, one result per name in the same order (discovery reads hundreds). The default reads them one
+  // by one; SdBus has many calls in flight.
+  virtual std::vector<Result<ServiceUnit>> services(const std::vector<std::string>& names) {
+    std::vector<Result<ServiceUnit>> out;
+    for (const auto& n : names) out.push_back(service(n));
+    return out;
+  }
+  virtual std::vector<Result<SocketUnit>> sockets(const std::vector<std::string>& names) {
+    std::vector<Result<SocketUnit>> out;
+    for (const auto& n : names) out.push_back(socket(n));
+    return out;
+  }
   // Asks systemd to stop the unit (a job; completion comes as a kJobDone event or a state change).
   virtual Result<void> stop(const std::string& name) = 0;
   virtual Result<void> restart(const std::string& name) = 0;
@@ -80,6 +93,8 @@ class SdBus final : public ServiceManager {
   Result<std::vector<std::string>> list_units(const std::vector<std::string>& patterns) override;
   Result<ServiceUnit> service(const std::string& name) override;
   Result<SocketUnit> socket(const std::string& name) override;
+  std::vector<Result<ServiceUnit>> services(const std::vector<std::string>& names) override;
+  std::vector<Result<SocketUnit>> sockets(const std::vector<std::string>& names) override;
   Result<void> stop(const std::string& name) override;
   Result<void> restart(const std::string& name) override;
   std::vector<UnitEvent> take_events() override;
