@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
                                      "Job",
                                      "StartLimitBurst",
                                      "StartLimitIntervalUSec"};
-  static const char* kServiceProps[] = {"ControlGroup", "MainPID", "KillSignal", "Environment", "ExecStart"};
+  static const char* kServiceProps[] = {"ControlGroup", "MainPID", "KillSignal", "ExecStart"};
   static const char* kSocketUnitProps[] = {"LoadState", "ActiveState", "SubState", "Triggers"};
   for (const auto& s : services) {
     auto path = unit_path(s);

@@ -262,9 +262,20 @@ void PoolManager::refresh_service(Pool& pool) {
   }
   bool was_down = pool.down;
   bool triggers_changed = svc->triggered_by != pool.service.triggered_by;
+  bool exec_changed = svc->exec_start != pool.service.exec_start || svc->kill_signal != pool.service.kill_signal;
   pool.service = std::move(*svc);
   pool.down = is_down(pool.service);
   if (triggers_changed) refresh_sockets(pool);
+  // Is it still safe to stop? Judged again whenever what it rests on may have changed: its sockets or its unit
+  // (a daemon-reload), and every start, when php-fpm reads its configuration anew (an edited listen = takes effect
+  // then, and a pool that now listens on its socket unit's own path could never wake after a stop).
+  if (triggers_changed || exec_changed || (was_down && !pool.down)) {
+    auto before = pool.safety.unsafe;
+    assess_safety(pool);
+    if (pool.safety.unsafe && pool.safety.unsafe != before)
+      spdlog::warn("{} will never be stopped: {}", pool.unit, *pool.safety.unsafe);
+    if (!pool.safety.unsafe && before) spdlog::info("{} can be stopped again: {}", pool.unit, "its configuration is safe now");
+  }
   if (!was_down && pool.down) {
     if (pool.stop_requested) {
       ++pool.stops_by_reason[pool.stop_reason];

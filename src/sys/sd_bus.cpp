@@ -333,7 +333,6 @@ int service_property(const std::string& p, const std::string& sig, sd_bus_messag
   if (p == "ControlGroup") return read_string(m, sig, u.control_group);
   if (p == "MainPID" && sig == "u") return sd_bus_message_read(m, "u", &u.main_pid) < 0 ? -EBADMSG : 1;
   if (p == "KillSignal" && sig == "i") return sd_bus_message_read(m, "i", &u.kill_signal) < 0 ? -EBADMSG : 1;
-  if (p == "Environment" && sig == "as") return read_strv(m, u.environment) < 0 ? -EBADMSG : 1;
   if (p == "ExecStart" && sig == "a(sasbttttuii)") {
     int rr = sd_bus_message_enter_container(m, 'a', "(sasbttttuii)");
     while (rr >= 0 && (rr = sd_bus_message_enter_container(m, 'r', "sasbttttuii")) > 0) {
@@ -383,7 +382,6 @@ constexpr Wanted kServiceProperties[] = {
     {"org.freedesktop.systemd1.Service", "ControlGroup"},
     {"org.freedesktop.systemd1.Service", "MainPID"},
     {"org.freedesktop.systemd1.Service", "KillSignal"},
-    {"org.freedesktop.systemd1.Service", "Environment"},
     {"org.freedesktop.systemd1.Service", "ExecStart"},
 };
 constexpr Wanted kSocketProperties[] = {

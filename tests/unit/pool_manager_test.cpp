@@ -317,6 +317,36 @@ TEST_F(PoolManagerTest, DryRunOnlySaysWhatItWouldDo) {
   EXPECT_NE(status_of(*m, "php-fpm@a.service").decision.reason.find("dry run: would stop"), std::string::npos);
 }
 
+TEST_F(PoolManagerTest, SafetyIsJudgedAgainAtEveryStart) {
+  add_safe_pool("php-fpm@a");
+  auto m = manager();
+  m->discover();
+  clock += 60s;
+  m->evaluate();
+  ASSERT_EQ(systemd.stopped.size(), 1u);
+  systemd.set_state("php-fpm@a.service", "inactive", "dead");
+  m->on_unit_events(systemd.take_events());
+  // Meanwhile its php-fpm configuration was edited to listen on the socket unit's own path: php-fpm would unlink it
+  // at its next exit, and the pool could never wake again. The edit takes effect at the next start.
+  fpm_listen["/etc/php/php-fpm@a.conf"] = "/run/php/php-fpm@a.sock";
+  systemd.services["php-fpm@a.service"].active_enter = clock;
+  systemd.set_state("php-fpm@a.service", "active", "running");
+  m->on_unit_events(systemd.take_events());
+  clock += 1h;
+  m->evaluate();
+  EXPECT_EQ(systemd.stopped.size(), 1u) << "not stopped again";
+  EXPECT_NE(status_of(*m, "php-fpm@a.service").decision.reason.find("the socket unit's own path"), std::string::npos)
+      << status_of(*m, "php-fpm@a.service").decision.reason;
+  // Mended, and a daemon-reload changed its unit: judged again, safe again.
+  fpm_listen["/etc/php/php-fpm@a.conf"] = "/run/php/php-fpm@a.sock.inherited";
+  systemd.services["php-fpm@a.service"].exec_start[0].push_back("--php-ini=/etc/php/a.ini");
+  systemd.set_state("php-fpm@a.service", "active", "running");
+  m->on_unit_events(systemd.take_events());
+  clock += 1h;
+  m->evaluate();
+  EXPECT_EQ(systemd.stopped.size(), 2u);
+}
+
 TEST_F(PoolManagerTest, NeverStopsUnsafePinnedOrUnwakeablePools) {
   systemd.add_pool("php-fpm@naive", "/run/php/naive.sock", clock);
   fpm_listen["/etc/php/php-fpm@naive.conf"] = "/run/php/naive.sock";

@@ -27,7 +27,6 @@ struct ServiceUnit {
   MonoTime active_enter{0};                // CLOCK_MONOTONIC of the last entry into "active"
   MonoTime inactive_exit{0};               // CLOCK_MONOTONIC of the last start (leaving "inactive")
   std::vector<std::vector<std::string>> exec_start;  // argv of each ExecStart= command
-  std::vector<std::string> environment;    // Environment=, "KEY=value"
   int kill_signal = 15;
   bool job_pending = false;                // a start/stop job is queued or running
   // systemd's start rate limit (StartLimitBurst= starts per StartLimitIntervalSec=): one start more and the unit
