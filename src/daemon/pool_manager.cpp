@@ -253,8 +253,7 @@ void PoolManager::assess_safety(Pool& pool) {
   pool.safety = assess_php_fpm(in);
 }
 
-void PoolManager::refresh_service(Pool& pool) {
-  auto svc = deps_.systemd.service(pool.unit);
+void PoolManager::refresh_service(Pool& pool, Result<sys::ServiceUnit> svc) {
   if (!svc) {
     ++stats_.bus_errors;
     spdlog::warn("{}: cannot read its state: {}, ignoring", pool.unit, svc.error().message);
@@ -330,25 +329,23 @@ void PoolManager::after_stop(Pool& pool) {
   }
 }
 
+// What systemd reported since the last loop step, taken in at once: a start or stop sends several signals for the
+// same unit (its Unit and Service interfaces, each state on the way), and a thousand units can change together.
+// Each changed pool is read once, all of them in one batch (many calls in flight), then the sockets that changed.
 void PoolManager::on_unit_events(const std::vector<sys::UnitEvent>& events) {
   bool rediscover = false;
+  std::vector<std::string> changed;
+  std::set<std::string> seen, changed_sockets;
+  std::vector<const sys::UnitEvent*> jobs;
   for (const auto& e : events) {
     switch (e.kind) {
-      case sys::UnitEvent::Kind::kChanged: {
-        auto it = pools_.find(e.unit);
-        if (it != pools_.end()) {
-          refresh_service(it->second);
-          break;
-        }
-        for (auto& [unit, pool] : pools_) {
-          bool ours = std::any_of(pool.sockets.begin(), pool.sockets.end(), [&](const auto& s) { return s.name == e.unit; });
-          if (ours) {
-            refresh_sockets(pool);
-            dirty_ = true;
-          }
+      case sys::UnitEvent::Kind::kChanged:
+        if (pools_.count(e.unit)) {
+          if (seen.insert(e.unit).second) changed.push_back(e.unit);
+        } else if (ends_with(e.unit, ".socket")) {
+          changed_sockets.insert(e.unit);
         }
         break;
-      }
       case sys::UnitEvent::Kind::kNew:
         if (!pools_.count(e.unit) && manages(e.unit)) rediscover = true;
         break;
@@ -358,15 +355,32 @@ void PoolManager::on_unit_events(const std::vector<sys::UnitEvent>& events) {
       case sys::UnitEvent::Kind::kRemoved:
         if (pools_.count(e.unit)) rediscover = true;
         break;
-      case sys::UnitEvent::Kind::kJobDone: {
-        auto it = pools_.find(e.unit);
-        if (it != pools_.end() && it->second.stop_requested && e.job_result != "done") {
-          spdlog::warn("stopping {} ended with '{}'", e.unit, e.job_result);
-          it->second.stop_requested = false;
-          dirty_ = true;
-        }
+      case sys::UnitEvent::Kind::kJobDone:
+        jobs.push_back(&e);
         break;
+    }
+  }
+  if (!changed.empty()) {
+    auto read = deps_.systemd.services(changed);
+    for (size_t i = 0; i < changed.size() && i < read.size(); ++i) refresh_service(pools_.at(changed[i]), std::move(read[i]));
+  }
+  if (!changed_sockets.empty()) {
+    for (auto& [unit, pool] : pools_) {
+      bool ours = std::any_of(pool.sockets.begin(), pool.sockets.end(),
+                              [&](const auto& s) { return changed_sockets.count(s.name) > 0; });
+      if (ours) {
+        refresh_sockets(pool);
+        dirty_ = true;
       }
+    }
+  }
+  // After the state changes they follow (a stop job's end comes after the unit's last change).
+  for (const auto* e : jobs) {
+    auto it = pools_.find(e->unit);
+    if (it != pools_.end() && it->second.stop_requested && e->job_result != "done") {
+      spdlog::warn("stopping {} ended with '{}'", e->unit, e->job_result);
+      it->second.stop_requested = false;
+      dirty_ = true;
     }
   }
   if (rediscover) discover();
@@ -593,7 +607,7 @@ std::optional<MonoTime> PoolManager::evaluate() {
     if (pool.stall_baseline_pending) {
       pool.stall_baseline_pending = false;
       pool.accepts_when_gone = pool.accepts_seen;
-      pool.stall_look_at = now + policy.stall_timeout;
+      if (!pool.down) pool.stall_look_at = now + policy.stall_timeout;  // a stopped pool cannot stall
     } else if (pool.stall_look_at && *pool.stall_look_at <= now) {
       pool.stall_look_at.reset();
     }

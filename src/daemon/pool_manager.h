@@ -135,7 +135,7 @@ class PoolManager {
   void register_listeners(const std::vector<Pool*>& pools);
   void unregister_listeners(Pool& pool);
   void assess_safety(Pool& pool);
-  void refresh_service(Pool& pool);
+  void refresh_service(Pool& pool, Result<sys::ServiceUnit> svc);
   void refresh_sockets(Pool& pool, SocketsRead* read = nullptr);
   void follow_processes(Pool& pool);
   void forget(const std::string& unit);

@@ -15,7 +15,7 @@ using namespace std::chrono_literals;
 
 class FakeSystemd final : public sys::ServiceManager {
  public:
-  std::map<std::string, sys::ServiceUnit> services;
+  std::map<std::string, sys::ServiceUnit> service_units;
   std::map<std::string, sys::SocketUnit> sockets;
   std::vector<std::string> stopped, restarted;
   std::vector<sys::UnitEvent> events;
@@ -33,7 +33,7 @@ class FakeSystemd final : public sys::ServiceManager {
     s.active_enter = since;
     s.exec_start = {{"/usr/sbin/php-fpm8.2", "--nodaemonize", "--fpm-config", "/etc/php/" + name + ".conf"}};
     s.kill_signal = 3;
-    services[s.name] = s;
+    service_units[s.name] = s;
     sys::SocketUnit k;
     k.name = name + ".socket";
     k.active_state = "active";
@@ -43,21 +43,28 @@ class FakeSystemd final : public sys::ServiceManager {
     sockets[k.name] = k;
   }
   void set_state(const std::string& unit, const std::string& active, const std::string& sub) {
-    services[unit].active_state = active;
-    services[unit].sub_state = sub;
+    service_units[unit].active_state = active;
+    service_units[unit].sub_state = sub;
     events.push_back({sys::UnitEvent::Kind::kChanged, unit, {}});
   }
 
   Result<std::vector<std::string>> list_units(const std::vector<std::string>& patterns) override {
     std::vector<std::string> out;
-    for (const auto& [name, s] : services)
+    for (const auto& [name, s] : service_units)
       for (const auto& p : patterns)
         if (unit_matches(p, name)) out.push_back(name);
     return out;
   }
+  int service_reads = 0;
+  int batches = 0;
+  std::vector<Result<sys::ServiceUnit>> services(const std::vector<std::string>& names) override {
+    ++batches;
+    return ServiceManager::services(names);
+  }
   Result<sys::ServiceUnit> service(const std::string& name) override {
-    auto it = services.find(name);
-    if (it == services.end()) return Error{"unit " + name + " is not-found, not loaded", ENOENT};
+    ++service_reads;
+    auto it = service_units.find(name);
+    if (it == service_units.end()) return Error{"unit " + name + " is not-found, not loaded", ENOENT};
     return it->second;
   }
   Result<sys::SocketUnit> socket(const std::string& name) override {
@@ -241,6 +248,23 @@ TEST_F(PoolManagerTest, ALongDiscoveryReportsProgressAndCanBeAbandoned) {
   EXPECT_EQ(m->status().size(), 120u) << "the next discovery reads the rest";
 }
 
+TEST_F(PoolManagerTest, SignalsOfOneLoopStepAreReadOnceAPoolInOneBatch) {
+  for (const char* p : {"php-fpm@a", "php-fpm@b", "php-fpm@c"}) add_safe_pool(p);
+  auto m = manager();
+  m->discover();
+  systemd.service_reads = systemd.batches = 0;
+  // A stop: several signals for each unit (Unit and Service interfaces, each state on the way), two units at once.
+  for (int i = 0; i < 3; ++i) {
+    systemd.set_state("php-fpm@a.service", "deactivating", "stop-sigquit");
+    systemd.set_state("php-fpm@b.service", "deactivating", "stop-sigquit");
+  }
+  systemd.events.push_back({sys::UnitEvent::Kind::kChanged, "unrelated.service", {}});
+  m->on_unit_events(systemd.take_events());
+  EXPECT_EQ(systemd.service_reads, 2) << "a and b once each, nothing else";
+  EXPECT_EQ(systemd.batches, 1);
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").active_state, "deactivating");
+}
+
 TEST_F(PoolManagerTest, StopsAnIdlePoolOnceAndCountsTheStopAndTheWake) {
   add_safe_pool("php-fpm@a");
   auto m = manager();
@@ -260,7 +284,7 @@ TEST_F(PoolManagerTest, StopsAnIdlePoolOnceAndCountsTheStopAndTheWake) {
   m->on_unit_events(systemd.take_events());
   EXPECT_EQ(status_of(*m, "php-fpm@a.service").stops_by_reason.at("idle"), 1u);
   EXPECT_FALSE(processes.pools.count("php-fpm@a.service"));
-  systemd.services["php-fpm@a.service"].active_enter = clock;
+  systemd.service_units["php-fpm@a.service"].active_enter = clock;
   systemd.set_state("php-fpm@a.service", "active", "running");
   m->on_unit_events(systemd.take_events());
   EXPECT_EQ(status_of(*m, "php-fpm@a.service").wakes, 1u);
@@ -329,7 +353,7 @@ TEST_F(PoolManagerTest, SafetyIsJudgedAgainAtEveryStart) {
   // Meanwhile its php-fpm configuration was edited to listen on the socket unit's own path: php-fpm would unlink it
   // at its next exit, and the pool could never wake again. The edit takes effect at the next start.
   fpm_listen["/etc/php/php-fpm@a.conf"] = "/run/php/php-fpm@a.sock";
-  systemd.services["php-fpm@a.service"].active_enter = clock;
+  systemd.service_units["php-fpm@a.service"].active_enter = clock;
   systemd.set_state("php-fpm@a.service", "active", "running");
   m->on_unit_events(systemd.take_events());
   clock += 1h;
@@ -339,7 +363,7 @@ TEST_F(PoolManagerTest, SafetyIsJudgedAgainAtEveryStart) {
       << status_of(*m, "php-fpm@a.service").decision.reason;
   // Mended, and a daemon-reload changed its unit: judged again, safe again.
   fpm_listen["/etc/php/php-fpm@a.conf"] = "/run/php/php-fpm@a.sock.inherited";
-  systemd.services["php-fpm@a.service"].exec_start[0].push_back("--php-ini=/etc/php/a.ini");
+  systemd.service_units["php-fpm@a.service"].exec_start[0].push_back("--php-ini=/etc/php/a.ini");
   systemd.set_state("php-fpm@a.service", "active", "running");
   m->on_unit_events(systemd.take_events());
   clock += 1h;
@@ -381,7 +405,7 @@ TEST_F(PoolManagerTest, AVanishedSocketPathIsRestoredAndThePoolNeverStoppedAgain
   m->on_unit_events(systemd.take_events());
   EXPECT_EQ(systemd.restarted, std::vector<std::string>{"php-fpm@a.socket"});
   vanished.clear();
-  systemd.services["php-fpm@a.service"].active_enter = clock;
+  systemd.service_units["php-fpm@a.service"].active_enter = clock;
   systemd.set_state("php-fpm@a.service", "active", "running");
   m->on_unit_events(systemd.take_events());
   clock += 2h;
@@ -411,7 +435,7 @@ TEST_F(PoolManagerTest, UnitsAppearingAfterADaemonReloadArePickedUp) {
   add_safe_pool("php-fpm@late");
   m->on_unit_events({{sys::UnitEvent::Kind::kReloaded, {}, {}}});
   ASSERT_EQ(m->status().size(), 1u);
-  systemd.services.erase("php-fpm@late.service");
+  systemd.service_units.erase("php-fpm@late.service");
   m->on_unit_events({{sys::UnitEvent::Kind::kRemoved, "php-fpm@late.service", {}}});
   EXPECT_TRUE(m->status().empty());
   EXPECT_TRUE(probe.listeners.empty());
@@ -459,8 +483,8 @@ TEST_F(PoolManagerTest, MeasuresWakeLatencyAndMemoryReleased) {
   EXPECT_EQ(status_of(*m, "php-fpm@a.service").memory_released_bytes, 4u << 20);
   // A connection wakes it: systemd starts it at t, its first request comes 0.3 s later.
   clock += 100s;
-  systemd.services["php-fpm@a.service"].inactive_exit = clock;
-  systemd.services["php-fpm@a.service"].active_enter = clock + 200ms;
+  systemd.service_units["php-fpm@a.service"].inactive_exit = clock;
+  systemd.service_units["php-fpm@a.service"].active_enter = clock + 200ms;
   systemd.set_state("php-fpm@a.service", "active", "running");
   m->on_unit_events(systemd.take_events());
   probe.at("/run/php/php-fpm@a.sock").first_use_ns = static_cast<uint64_t>((clock + 300ms).count());
@@ -564,8 +588,8 @@ TEST_F(PoolManagerTest, AFailedNudgeIsCountedApartAndTriedAgain) {
 // (service-start-limit-hit). A stop is a wake to come: never one that could cross systemd's start limit.
 TEST_F(PoolManagerTest, NeverStopsAPoolWhoseWakeCouldHitSystemdsStartLimit) {
   add_safe_pool("php-fpm@a");
-  systemd.services["php-fpm@a.service"].start_limit_burst = 5;
-  systemd.services["php-fpm@a.service"].start_limit_interval = 10s;
+  systemd.service_units["php-fpm@a.service"].start_limit_burst = 5;
+  systemd.service_units["php-fpm@a.service"].start_limit_interval = 10s;
   auto m = manager();
   m->discover();
   for (int wake = 1; wake <= 4; ++wake) {
