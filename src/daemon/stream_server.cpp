@@ -73,21 +73,39 @@ void StreamServer::on_client_event(int fd, uint32_t events) {
   auto it = clients_.find(fd);
   if (it == clients_.end()) return;
   Client& c = it->second;
+  char buf[4096];
+  if (c.draining) {
+    // The reply is sent and our side shut: what the client still sends is read and dropped until it closes (or its
+    // deadline), so that closing never resets a connection whose reply the client has not read yet.
+    for (;;) {
+      ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      if (n <= 0) break;
+    }
+    close_client(fd);
+    return;
+  }
   if (!c.out.empty()) {
     while (c.written < c.out.size()) {
       ssize_t n = ::send(fd, c.out.data() + c.written, c.out.size() - c.written, MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // EPOLLOUT again later
-      if (n <= 0) break;                                               // the client went away
+      if (n <= 0) {                                                    // the client went away
+        close_client(fd);
+        return;
+      }
       c.written += static_cast<size_t>(n);
     }
-    // All sent: the end of the stream tells the client so, whatever it sent after its request is dropped with it.
+    // All sent: the end of the stream tells the client so; it closes its side when it has read the reply.
     ::shutdown(fd, SHUT_WR);
-    close_client(fd);
+    c.out = std::string();
+    c.in = std::string();
+    c.draining = true;
+    want(fd, EPOLLIN);
     return;
   }
   if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR))) return;
-  char buf[4096];
   for (;;) {
     ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
     if (n < 0 && errno == EINTR) continue;

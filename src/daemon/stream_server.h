@@ -56,6 +56,7 @@ class StreamServer {
     std::string in;
     std::string out;
     size_t written = 0;
+    bool draining = false;  // replied; waiting for the client to close
     MonoTime deadline{0};
   };
   StreamServer(std::string name, sys::UniqueFd fd, int epoll_fd, uint64_t client_tag_base, Limits limits,

@@ -42,6 +42,7 @@ struct Fixture {
   sys::UniqueFd epoll{::epoll_create1(EPOLL_CLOEXEC)};
   std::unique_ptr<StreamServer> server;
   uint16_t port = 0;
+  bool reset = false;  // read_to_end() ended with an error (ECONNRESET) rather than the end of the stream
 
   explicit Fixture(StreamServer::Limits limits, StreamServer::Respond respond) {
     auto fd = listen_tcp(loopback_any_port());
@@ -94,6 +95,7 @@ struct Fixture {
         }
         if (n == 0) return out;
         if (errno == EAGAIN) break;
+        reset = true;
         return out;  // reset: what came is what there is
       }
     }
@@ -119,6 +121,9 @@ TEST(StreamServer, WholeReplyEvenWhenItFillsTheSocket) {
   EXPECT_EQ(got->size(), big.size());
   EXPECT_EQ(*got, big);
   f.pump();
+  EXPECT_EQ(f.server->clients(), 1u) << "replied, and waiting for the client to close first (no reset)";
+  c.reset();
+  f.pump();
   EXPECT_EQ(f.server->clients(), 0u);
 }
 
@@ -139,6 +144,25 @@ TEST(StreamServer, RequestSentInPiecesIsAnsweredOnceWhole) {
   ASSERT_TRUE(got);
   EXPECT_EQ(*got, "got parts\n");
   EXPECT_GE(calls, 2);
+}
+
+TEST(StreamServer, BytesSentAfterTheRequestAreDrainedNotReset) {
+  Fixture f({}, line_echo("reply\n"));
+  auto c = f.connect();
+  f.pump();
+  // More after the request, already queued when the reply is sent: closing with it unread would reset the
+  // connection (and a reset can drop a reply the client has not read yet). It is drained instead.
+  std::string sent = "q\n" + std::string(100000, 'm');
+  ASSERT_GT(::send(c.get(), sent.data(), sent.size(), MSG_NOSIGNAL), 4096);
+  auto got = f.read_to_end(c.get());
+  ASSERT_TRUE(got);
+  EXPECT_EQ(*got, "reply\n");
+  EXPECT_FALSE(f.reset) << "the connection ended with a reset, not with the end of the stream";
+  f.pump();
+  EXPECT_EQ(f.server->clients(), 1u) << "the extra bytes are drained while the client keeps its end open";
+  c.reset();
+  f.pump();
+  EXPECT_EQ(f.server->clients(), 0u);
 }
 
 TEST(StreamServer, OversizedRequestGetsTheTooLongReply) {
