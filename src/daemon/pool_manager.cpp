@@ -329,28 +329,59 @@ void PoolManager::after_stop(Pool& pool) {
   }
 }
 
-// What systemd reported since the last loop step, taken in at once: a start or stop sends several signals for the
-// same unit (its Unit and Service interfaces, each state on the way), and a thousand units can change together.
-// Each changed pool is read once, all of them in one batch (many calls in flight), then the sockets that changed.
+namespace {
+
+void apply(const sys::UnitChanges& c, sys::ServiceUnit& u) {
+  if (c.active_state) u.active_state = *c.active_state;
+  if (c.sub_state) u.sub_state = *c.sub_state;
+  if (c.active_enter) u.active_enter = *c.active_enter;
+  if (c.inactive_exit) u.inactive_exit = *c.inactive_exit;
+  if (c.job_pending) u.job_pending = *c.job_pending;
+  if (c.main_pid) u.main_pid = *c.main_pid;
+}
+
+}  // namespace
+
+// What systemd reported since the last loop step, taken in at once. A start or stop sends several signals per unit
+// (its Unit and Service interfaces, each state on the way), carrying the new values: those are applied as they are,
+// without asking PID 1 anything while it starts the pool. A unit is read only when a signal changed something else
+// idlepool uses, or when a pool starts (its cgroup is known only then); all such reads go in one batch. After a
+// daemon-reload every pool is read again (its sockets, ExecStart or limits may have changed).
 void PoolManager::on_unit_events(const std::vector<sys::UnitEvent>& events) {
-  bool rediscover = false;
-  std::vector<std::string> changed;
-  std::set<std::string> seen, changed_sockets;
+  bool rediscover = false, reloaded = false;
+  struct Pending {
+    bool read = false;
+    std::vector<sys::UnitChanges> patches;
+  };
+  std::vector<std::string> order;
+  std::map<std::string, Pending> changed;
+  std::set<std::string> socket_reads;
+  std::map<std::string, std::vector<sys::UnitChanges>> socket_patches;
   std::vector<const sys::UnitEvent*> jobs;
   for (const auto& e : events) {
     switch (e.kind) {
       case sys::UnitEvent::Kind::kChanged:
         if (pools_.count(e.unit)) {
-          if (seen.insert(e.unit).second) changed.push_back(e.unit);
+          if (!changed.count(e.unit)) order.push_back(e.unit);
+          auto& p = changed[e.unit];
+          if (!e.changes || e.changes->needs_read) {
+            p.read = true;
+          } else {
+            p.patches.push_back(*e.changes);
+          }
         } else if (ends_with(e.unit, ".socket")) {
-          changed_sockets.insert(e.unit);
+          if (!e.changes || e.changes->needs_read) {
+            socket_reads.insert(e.unit);
+          } else {
+            socket_patches[e.unit].push_back(*e.changes);
+          }
         }
         break;
       case sys::UnitEvent::Kind::kNew:
         if (!pools_.count(e.unit) && manages(e.unit)) rediscover = true;
         break;
       case sys::UnitEvent::Kind::kReloaded:
-        rediscover = true;
+        rediscover = reloaded = true;
         break;
       case sys::UnitEvent::Kind::kRemoved:
         if (pools_.count(e.unit)) rediscover = true;
@@ -360,18 +391,74 @@ void PoolManager::on_unit_events(const std::vector<sys::UnitEvent>& events) {
         break;
     }
   }
-  if (!changed.empty()) {
-    auto read = deps_.systemd.services(changed);
-    for (size_t i = 0; i < changed.size() && i < read.size(); ++i) refresh_service(pools_.at(changed[i]), std::move(read[i]));
-  }
-  if (!changed_sockets.empty()) {
+  if (reloaded) {
+    order.clear();
     for (auto& [unit, pool] : pools_) {
-      bool ours = std::any_of(pool.sockets.begin(), pool.sockets.end(),
-                              [&](const auto& s) { return changed_sockets.count(s.name) > 0; });
-      if (ours) {
-        refresh_sockets(pool);
-        dirty_ = true;
+      order.push_back(unit);
+      changed[unit].read = true;
+    }
+  }
+  std::vector<std::string> to_read;
+  for (const auto& unit : order) {
+    Pool& pool = pools_.at(unit);
+    auto& p = changed[unit];
+    if (!p.read) {
+      sys::ServiceUnit patched = pool.service;
+      for (const auto& c : p.patches) apply(c, patched);
+      // A start: its cgroup (and the rest) are read once, as it comes up.
+      if (pool.down && !is_down(patched)) {
+        p.read = true;
+      } else {
+        refresh_service(pool, std::move(patched));
+        continue;
       }
+    }
+    to_read.push_back(unit);
+  }
+  if (!to_read.empty()) {
+    auto read = deps_.systemd.services(to_read);
+    for (size_t i = 0; i < to_read.size() && i < read.size(); ++i) {
+      Pool& pool = pools_.at(to_read[i]);
+      const auto& patches = changed[to_read[i]].patches;
+      if (!read[i] && !patches.empty()) {
+        // Unreadable now: what the signals said is still better than what we had.
+        ++stats_.bus_errors;
+        spdlog::warn("{}: cannot read it: {}; going by systemd's signals", pool.unit, read[i].error().message);
+        sys::ServiceUnit patched = pool.service;
+        for (const auto& c : patches) apply(c, patched);
+        refresh_service(pool, std::move(patched));
+        continue;
+      }
+      refresh_service(pool, std::move(read[i]));
+    }
+  }
+  if (reloaded) {
+    std::vector<std::string> names;
+    for (auto& [unit, pool] : pools_)
+      for (const auto& s : pool.sockets) names.push_back(s.name);
+    auto read_sockets = deps_.systemd.sockets(names);
+    SocketsRead read;
+    for (size_t i = 0; i < names.size() && i < read_sockets.size(); ++i) read.emplace(names[i], std::move(read_sockets[i]));
+    for (auto& [unit, pool] : pools_) refresh_sockets(pool, &read);
+    dirty_ = true;
+  }
+  for (auto& [unit, pool] : pools_) {
+    bool touched = false;
+    for (auto& sock : pool.sockets) {
+      if (socket_reads.count(sock.name)) touched = true;
+      auto it = socket_patches.find(sock.name);
+      if (it == socket_patches.end()) continue;
+      for (const auto& c : it->second) {
+        if (c.active_state) sock.active_state = *c.active_state;
+        if (c.sub_state) sock.sub_state = *c.sub_state;
+      }
+      dirty_ = true;
+    }
+    if (touched) {
+      refresh_sockets(pool);
+      dirty_ = true;
+    } else if (!socket_patches.empty()) {
+      register_listeners(pool);  // a socket that listens again is counted again
     }
   }
   // After the state changes they follow (a stop job's end comes after the unit's last change).

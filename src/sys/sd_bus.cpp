@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <utility>
 
 #include "idlepool/sys/service_manager.h"
@@ -183,6 +184,9 @@ class SdBus::Impl {
     return out;
   }
 
+  // What a PropertiesChanged signal (sa{sv}as) carried; nullopt if it cannot be parsed.
+  static std::optional<UnitChanges> parse_changes(sd_bus_message* m);
+
   template <class T, size_t N, class OnProperty>
   std::vector<Result<T>> read_units(const std::vector<std::string>& names, const Wanted (&wanted)[N],
                                     OnProperty on_property);
@@ -200,8 +204,9 @@ class SdBus::Impl {
     auto* self = static_cast<Impl*>(userdata);
     char* unit = nullptr;
     if (sd_bus_path_decode(sd_bus_message_get_path(m), kUnitPrefix, &unit) > 0 && unit) {
-      self->events.push_back({UnitEvent::Kind::kChanged, unit, {}});
+      UnitEvent e{UnitEvent::Kind::kChanged, unit, {}, parse_changes(m)};
       free(unit);
+      if (!e.changes || !e.changes->empty()) self->events.push_back(std::move(e));
     }
     return 0;
   }
@@ -447,6 +452,47 @@ std::vector<Result<T>> SdBus::Impl::read_units(const std::vector<std::string>& n
     }
   }
   return out;
+}
+
+// Which properties a signal can settle: those that change as a unit runs and stops are applied from their values;
+// LoadState and ControlGroup changing, or any of these invalidated without a value, call for a read. The rest of
+// what idlepool reads (TriggeredBy, Triggers, Listen, ExecStart, KillSignal, StartLimit*) changes only with a
+// daemon-reload, after which every pool is read again; ExecStart is invalidated at every start and stop (its
+// runtime status), which says nothing about the command line.
+std::optional<UnitChanges> SdBus::Impl::parse_changes(sd_bus_message* m) {
+  static const std::set<std::string> kCarried = {"ActiveState",
+                                                 "SubState",
+                                                 "ActiveEnterTimestampMonotonic",
+                                                 "InactiveExitTimestampMonotonic",
+                                                 "Job",
+                                                 "MainPID"};
+  static const std::set<std::string> kRead = {"LoadState", "ControlGroup"};
+  UnitChanges c;
+  const char* interface = nullptr;
+  if (sd_bus_message_read(m, "s", &interface) < 0) return std::nullopt;
+  ServiceUnit scratch;
+  int r = for_each_property(m, [&](const std::string& p, const std::string& sig, sd_bus_message* v) -> int {
+    if (kRead.count(p)) c.needs_read = true;
+    if (!kCarried.count(p)) return 0;
+    int rr = service_property(p, sig, v, scratch);
+    if (rr <= 0) {  // not the signature expected: read the unit rather than guess
+      c.needs_read = true;
+      return rr;
+    }
+    if (p == "ActiveState") c.active_state = scratch.active_state;
+    if (p == "SubState") c.sub_state = scratch.sub_state;
+    if (p == "ActiveEnterTimestampMonotonic") c.active_enter = scratch.active_enter;
+    if (p == "InactiveExitTimestampMonotonic") c.inactive_exit = scratch.inactive_exit;
+    if (p == "Job") c.job_pending = scratch.job_pending;
+    if (p == "MainPID") c.main_pid = scratch.main_pid;
+    return 1;
+  });
+  if (r < 0) return std::nullopt;
+  std::vector<std::string> invalidated;
+  if (read_strv(m, invalidated) < 0) return std::nullopt;
+  for (const auto& p : invalidated)
+    if (kCarried.count(p) || kRead.count(p)) c.needs_read = true;
+  return c;
 }
 
 Result<ServiceUnit> SdBus::service(const std::string& name) { return std::move(services({name}).front()); }

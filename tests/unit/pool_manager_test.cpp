@@ -42,6 +42,21 @@ class FakeSystemd final : public sys::ServiceManager {
     k.triggers = {s.name};
     sockets[k.name] = k;
   }
+  int socket_reads = 0;
+  // A state change as systemd signals it: the new values ride along with the signal.
+  void signal_state(const std::string& unit, const std::string& active, const std::string& sub) {
+    sys::UnitChanges c;
+    c.active_state = active;
+    c.sub_state = sub;
+    if (auto it = service_units.find(unit); it != service_units.end()) {
+      it->second.active_state = active;
+      it->second.sub_state = sub;
+    } else if (auto s = sockets.find(unit); s != sockets.end()) {
+      s->second.active_state = active;
+      s->second.sub_state = sub;
+    }
+    events.push_back({sys::UnitEvent::Kind::kChanged, unit, {}, c});
+  }
   void set_state(const std::string& unit, const std::string& active, const std::string& sub) {
     service_units[unit].active_state = active;
     service_units[unit].sub_state = sub;
@@ -68,6 +83,7 @@ class FakeSystemd final : public sys::ServiceManager {
     return it->second;
   }
   Result<sys::SocketUnit> socket(const std::string& name) override {
+    ++socket_reads;
     auto it = sockets.find(name);
     if (it == sockets.end()) return Error{"unit " + name + " is not-found, not loaded", ENOENT};
     return it->second;
@@ -263,6 +279,63 @@ TEST_F(PoolManagerTest, SignalsOfOneLoopStepAreReadOnceAPoolInOneBatch) {
   EXPECT_EQ(systemd.service_reads, 2) << "a and b once each, nothing else";
   EXPECT_EQ(systemd.batches, 1);
   EXPECT_EQ(status_of(*m, "php-fpm@a.service").active_state, "deactivating");
+}
+
+TEST_F(PoolManagerTest, SignalValuesAreAppliedWithoutReadingAndAStartIsReadOnce) {
+  add_safe_pool("php-fpm@a");
+  auto m = manager();
+  m->discover();
+  clock += 60s;
+  m->evaluate();
+  ASSERT_EQ(systemd.stopped.size(), 1u);
+  systemd.service_reads = systemd.socket_reads = 0;
+  systemd.signal_state("php-fpm@a.service", "deactivating", "stop-sigquit");
+  m->on_unit_events(systemd.take_events());
+  systemd.signal_state("php-fpm@a.service", "inactive", "dead");
+  systemd.signal_state("php-fpm@a.socket", "active", "listening");
+  m->on_unit_events(systemd.take_events());
+  EXPECT_EQ(systemd.service_reads, 0) << "a stop is followed from the signals alone";
+  EXPECT_EQ(systemd.socket_reads, 0);
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").stops_by_reason.at("idle"), 1u);
+  EXPECT_FALSE(processes.pools.count("php-fpm@a.service"));
+  // The wake: read once as it comes up (its cgroup), then signals again.
+  systemd.service_units["php-fpm@a.service"].active_enter = clock;
+  systemd.signal_state("php-fpm@a.socket", "active", "running");
+  systemd.signal_state("php-fpm@a.service", "activating", "start");
+  m->on_unit_events(systemd.take_events());
+  systemd.signal_state("php-fpm@a.service", "active", "running");
+  m->on_unit_events(systemd.take_events());
+  EXPECT_EQ(systemd.service_reads, 1);
+  EXPECT_EQ(systemd.socket_reads, 0);
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").wakes, 1u);
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").active_state, "active");
+  EXPECT_TRUE(processes.pools.count("php-fpm@a.service")) << "followed again from its start";
+  // A signal saying something else idlepool reads changed (without the value) makes it read the unit.
+  sys::UnitChanges other;
+  other.needs_read = true;
+  systemd.events.push_back({sys::UnitEvent::Kind::kChanged, "php-fpm@a.service", {}, other});
+  m->on_unit_events(systemd.take_events());
+  EXPECT_EQ(systemd.service_reads, 2);
+}
+
+TEST_F(PoolManagerTest, ADaemonReloadReadsEveryPoolAgain) {
+  add_safe_pool("php-fpm@a");
+  auto m = manager();
+  m->discover();
+  // The unit now also listens on a TCP port (a second socket unit), and its ExecStart points at a php-fpm
+  // configuration that listens on the socket unit's own path (php-fpm would unlink it at exit).
+  systemd.add_pool("php-fpm@a-tcp", "127.0.0.1:9001", clock);
+  systemd.service_units["php-fpm@a.service"].triggered_by.push_back("php-fpm@a-tcp.socket");
+  systemd.service_units["php-fpm@a.service"].exec_start[0].back() = "/etc/php/naive.conf";
+  fpm_listen["/etc/php/naive.conf"] = "/run/php/php-fpm@a.sock";
+  m->on_unit_events({{sys::UnitEvent::Kind::kReloaded, {}, {}}});
+  const auto& st = status_of(*m, "php-fpm@a.service");
+  ASSERT_EQ(st.sockets.size(), 2u);
+  EXPECT_EQ(st.sockets[1].address.to_string(), "127.0.0.1:9001");
+  clock += 1h;
+  m->evaluate();
+  EXPECT_EQ(std::count(systemd.stopped.begin(), systemd.stopped.end(), "php-fpm@a.service"), 0)
+      << "judged again after the reload: " << status_of(*m, "php-fpm@a.service").decision.reason;
 }
 
 TEST_F(PoolManagerTest, StopsAnIdlePoolOnceAndCountsTheStopAndTheWake) {

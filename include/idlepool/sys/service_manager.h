@@ -49,11 +49,30 @@ struct SocketUnit {
 };
 
 // What systemd told us since the last take_events().
+// The values a PropertiesChanged signal carried, of the properties that change while a unit runs and stops (systemd
+// sends them with the signal). Unset: not in this signal.
+struct UnitChanges {
+  std::optional<std::string> active_state;
+  std::optional<std::string> sub_state;
+  std::optional<MonoTime> active_enter;
+  std::optional<MonoTime> inactive_exit;
+  std::optional<bool> job_pending;
+  std::optional<uint32_t> main_pid;
+  // Something else idlepool reads changed (or was only invalidated, without its value): the unit must be read.
+  bool needs_read = false;
+  // Nothing idlepool reads (a php-fpm STATUS= text, say): no reason to look at the unit at all.
+  bool empty() const {
+    return !needs_read && !active_state && !sub_state && !active_enter && !inactive_exit && !job_pending && !main_pid;
+  }
+};
+
 struct UnitEvent {
   enum class Kind { kChanged, kNew, kRemoved, kReloaded, kJobDone };
   Kind kind = Kind::kChanged;
   std::string unit;
   std::string job_result;  // kJobDone: "done", "canceled", "timeout", "failed", ...
+  // kChanged: what the signal carried; nullopt when that is not known (the unit must be read).
+  std::optional<UnitChanges> changes = std::nullopt;
 };
 
 class ServiceManager {
