@@ -213,6 +213,16 @@ class PoolManagerTest : public ::testing::Test {
     m->discover();
     return m;
   }
+  // One safe running pool, php-fpm@a, whose stop idlepoold asked systemd for after its idle timeout.
+  std::unique_ptr<PoolManager> asked_to_stop_after_its_idle_timeout() {
+    add_safe_pool("php-fpm@a");
+    auto m = manager();
+    m->discover();
+    clock += 60s;
+    m->evaluate();
+    EXPECT_EQ(systemd.stopped, std::vector<std::string>{"php-fpm@a.service"});
+    return m;
+  }
   void evaluate_every(PoolManager& m, std::chrono::seconds step, int times) {
     for (int i = 0; i < times; ++i) {
       m.evaluate();
@@ -282,12 +292,7 @@ TEST_F(PoolManagerTest, SignalsOfOneLoopStepAreReadOnceAPoolInOneBatch) {
 }
 
 TEST_F(PoolManagerTest, SignalValuesAreAppliedWithoutReadingAndAStartIsReadOnce) {
-  add_safe_pool("php-fpm@a");
-  auto m = manager();
-  m->discover();
-  clock += 60s;
-  m->evaluate();
-  ASSERT_EQ(systemd.stopped.size(), 1u);
+  auto m = asked_to_stop_after_its_idle_timeout();
   systemd.service_reads = systemd.socket_reads = 0;
   systemd.signal_state("php-fpm@a.service", "deactivating", "stop-sigquit");
   m->on_unit_events(systemd.take_events());
@@ -415,12 +420,7 @@ TEST_F(PoolManagerTest, DryRunOnlySaysWhatItWouldDo) {
 }
 
 TEST_F(PoolManagerTest, SafetyIsJudgedAgainAtEveryStart) {
-  add_safe_pool("php-fpm@a");
-  auto m = manager();
-  m->discover();
-  clock += 60s;
-  m->evaluate();
-  ASSERT_EQ(systemd.stopped.size(), 1u);
+  auto m = asked_to_stop_after_its_idle_timeout();
   systemd.set_state("php-fpm@a.service", "inactive", "dead");
   m->on_unit_events(systemd.take_events());
   // Meanwhile its php-fpm configuration was edited to listen on the socket unit's own path: php-fpm would unlink it

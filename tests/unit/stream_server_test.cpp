@@ -70,6 +70,15 @@ struct Fixture {
     }
   }
 
+  // A replied client is drained, not closed on, until it closes its end (no reset).
+  void expect_kept_until_the_client_closes(sys::UniqueFd& c) {
+    pump();
+    EXPECT_EQ(server->clients(), 1u) << "replied, and waiting for the client to close first";
+    c.reset();
+    pump();
+    EXPECT_EQ(server->clients(), 0u);
+  }
+
   sys::UniqueFd connect() {
     sys::UniqueFd c(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     sockaddr_in in{};
@@ -120,11 +129,7 @@ TEST(StreamServer, WholeReplyEvenWhenItFillsTheSocket) {
   ASSERT_TRUE(got);
   EXPECT_EQ(got->size(), big.size());
   EXPECT_EQ(*got, big);
-  f.pump();
-  EXPECT_EQ(f.server->clients(), 1u) << "replied, and waiting for the client to close first (no reset)";
-  c.reset();
-  f.pump();
-  EXPECT_EQ(f.server->clients(), 0u);
+  f.expect_kept_until_the_client_closes(c);
 }
 
 TEST(StreamServer, RequestSentInPiecesIsAnsweredOnceWhole) {
@@ -158,11 +163,7 @@ TEST(StreamServer, BytesSentAfterTheRequestAreDrainedNotReset) {
   ASSERT_TRUE(got);
   EXPECT_EQ(*got, "reply\n");
   EXPECT_FALSE(f.reset) << "the connection ended with a reset, not with the end of the stream";
-  f.pump();
-  EXPECT_EQ(f.server->clients(), 1u) << "the extra bytes are drained while the client keeps its end open";
-  c.reset();
-  f.pump();
-  EXPECT_EQ(f.server->clients(), 0u);
+  f.expect_kept_until_the_client_closes(c);
 }
 
 TEST(StreamServer, OversizedRequestGetsTheTooLongReply) {
