@@ -368,6 +368,7 @@ int Daemon::run() {
   d.manager->discover();
   d.manager->on_discovery_progress({});
   ::malloc_trim(0);  // what discovery read from systemd is parsed and gone
+  uint64_t units_read_at_trim = d.manager->stats().units_read;
   std::optional<MonoTime> next = d.manager->evaluate();
   sd_notify(0, "READY=1");
   d.notify_status();
@@ -449,7 +450,15 @@ int Daemon::run() {
       return 1;
     }
     auto unit_events = d.bus->take_events();
-    if (!unit_events.empty()) d.manager->on_unit_events(unit_events);
+    if (!unit_events.empty()) {
+      d.manager->on_unit_events(unit_events);
+      // After reading many units at once (a thousand pools starting, a daemon-reload), give the heap's free pages
+      // back: they would stay resident for good.
+      if (d.manager->stats().units_read - units_read_at_trim >= 64) {
+        ::malloc_trim(0);
+        units_read_at_trim = d.manager->stats().units_read;
+      }
+    }
     if (due || d.manager->dirty()) next = d.manager->evaluate();
     d.notify_status();
   }

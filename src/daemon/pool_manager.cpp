@@ -65,6 +65,7 @@ void PoolManager::discover() {
     std::vector<std::string> chunk(fresh_units.begin() + static_cast<std::ptrdiff_t>(first),
                                    fresh_units.begin() + static_cast<std::ptrdiff_t>(std::min(first + kChunk, fresh_units.size())));
     auto services = deps_.systemd.services(chunk);
+    stats_.units_read += chunk.size();
     std::vector<std::string> socket_names;
     for (const auto& svc : services)
       if (svc)
@@ -417,6 +418,7 @@ void PoolManager::on_unit_events(const std::vector<sys::UnitEvent>& events) {
   }
   if (!to_read.empty()) {
     auto read = deps_.systemd.services(to_read);
+    stats_.units_read += to_read.size();
     for (size_t i = 0; i < to_read.size() && i < read.size(); ++i) {
       Pool& pool = pools_.at(to_read[i]);
       const auto& patches = changed[to_read[i]].patches;

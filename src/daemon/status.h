@@ -69,6 +69,7 @@ struct PoolStatus {
 struct ManagerStats {
   std::map<std::string, uint64_t> deferred;  // stops that were due and waited: "rate-limit", "in-flight"
   uint64_t bus_errors = 0;                   // failed calls to systemd
+  uint64_t units_read = 0;                   // service units read from systemd (discovery, starts, reloads)
 };
 
 // Stop safety of one pool, for idlepoolctl check.

@@ -411,12 +411,20 @@ std::vector<Result<T>> SdBus::Impl::read_units(const std::vector<std::string>& n
       for (const auto& w : wanted) gets.push_back({u, w.interface, w.property});
     return get_many(gets);
   };
-  std::vector<const std::string*> all;
-  for (const auto& n : names) all.push_back(&n);
-  auto replies = ask(all);
+  // In chunks, each parsed before the next is asked: the replies held at once stay bounded (a thousand units at
+  // once would hold ~13 000 messages, and the heap would keep their pages after).
+  constexpr size_t kChunk = 64;
   std::vector<Result<T>> out;
+  std::vector<Result<MessagePtr>> replies;
+  size_t chunk_start = 0;
   for (size_t i = 0; i < names.size(); ++i) {
-    auto first = replies.begin() + static_cast<std::ptrdiff_t>(i * N);
+    if (i % kChunk == 0) {
+      std::vector<const std::string*> chunk;
+      for (size_t k = i; k < std::min(i + kChunk, names.size()); ++k) chunk.push_back(&names[k]);
+      replies = ask(chunk);
+      chunk_start = i;
+    }
+    auto first = replies.begin() + static_cast<std::ptrdiff_t>((i - chunk_start) * N);
     std::vector<Result<MessagePtr>> mine(std::make_move_iterator(first), std::make_move_iterator(first + N));
     if (!mine[0]) {
       if (auto l = load(names[i]); !l) {
