@@ -3,11 +3,14 @@
 # (tests/e2e/systemd-guest-lib.sh), with more pools. Runs bench/guest/systemd-bench.sh there and prints its figures.
 #   memory    20 and 100 idle php-fpm pools (pm = ondemand): PSS/RSS from their cgroups without idlepoold, then
 #             after its stops; the daemon's own PSS/RSS counted against the saving
-#   scale     1000 socket-activated units: idlepoold's discovery time, RSS, CPU and wakeups in an idle minute, with
-#             the pools stopped and with all of them running
+#   scale     1000 socket-activated units: idlepoold's discovery time, RSS (and what holds it), CPU and wakeups in
+#             an idle minute (and, over another minute under strace, which of its sources woke its loop), with the
+#             pools stopped and with all of them running
 #   reaction  a pool's deadline to its stop completed; a worker's exit to the decision
 #   wake      first request to a stopped pool vs warm, through nginx, with and without idlepoold; systemd-socket-proxyd
-# Usage: bench/run-systemd-bench.sh BUILD_DIR [PART...]   (default: all parts)
+#   discovery idlepoold run by hand on the 1000 units: logging to a file vs to the journal
+#   bus       reading units from systemd: one call at a time vs many in flight, GetAll vs Get (bench/bus_read_bench.cpp)
+# Usage: bench/run-systemd-bench.sh BUILD_DIR [PART...]   (default: memory scale reaction wake)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
@@ -90,7 +93,7 @@ cat >"$tree/usr/local/lib/idlepool-e2e/bench-driver.sh" <<DRIVER
 #!/bin/bash
 systemctl start php-fpm@alias.socket \$(for i in \$(seq 6); do echo php-fpm@react\$i.socket; done)
 systemctl start idlepoold
-BENCH_PARTS="$parts" /usr/local/lib/idlepool-e2e/systemd-bench.sh
+BENCH_BUILD="$build" BENCH_PARTS="$parts" /usr/local/lib/idlepool-e2e/systemd-bench.sh
 DRIVER
 chmod +x "$tree/usr/local/lib/idlepool-e2e/bench-driver.sh"
 systemd_guest_tree "$tree" /usr/local/lib/idlepool-e2e/bench-driver.sh

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs inside the systemd guest (bench/run-systemd-bench.sh boots it): what idlepool costs and what it saves, on a
 # real Debian server. Prints "BENCH: ..." lines (figures) for the host to collect. Parts (BENCH_PARTS): memory,
-# scale, reaction, wake. Under emulation absolute times are slow; ratios and memory are what count.
+# reaction, wake, bus, discovery, scale (run in that order). Under emulation absolute times are slow; ratios and
+# memory are what count.
 set -u
 parts=${BENCH_PARTS:-memory scale reaction wake}
 CTL=/usr/local/bin/idlepoolctl
@@ -30,6 +31,15 @@ daemon_memory() {
   local pid
   pid=$(systemctl show -p MainPID --value idlepoold)
   awk '/^Pss:/ {p = $2} /^Rss:/ {r = $2} END {print p + 0, r + 0}' "/proc/$pid/smaps_rollup"
+}
+# PID: RSS split into private memory (anonymous: heap, stacks) and mapped files (the binary and shared libraries,
+# shared with every other process using them), and PSS, which charges shared pages by their sharers.
+memory_split() {
+  awk '/^RssAnon/ {a = $2} /^RssFile/ {f = $2} /^RssShmem/ {s = $2} END {printf "anonymous %.1f MiB, files %.1f MiB, shared memory %.1f MiB", a / 1024, f / 1024, s / 1024}' "/proc/$1/status"
+  awk '/^Pss:/ {printf ", PSS %.1f MiB", $2 / 1024}' "/proc/$1/smaps_rollup"
+  # The largest mappings, by what they hold resident.
+  awk '/^[0-9a-f]+-[0-9a-f]+ / {name = ($6 == "" ? "[anon]" : $6)} /^Rss:/ {rss[name] += $2} END {for (n in rss) if (rss[n] >= 256) printf "%d %s\n", rss[n], n}' "/proc/$1/smaps" |
+    sort -rn | head -n 8 | awk '{sub(".*/", "", $2); printf "%s%s %.1f", (NR == 1 ? "; largest: " : ", "), $2, $1 / 1024} END {print " MiB"}'
 }
 running_pools() { systemctl list-units --state=active --no-legend 'php-fpm@mem*.service' | wc -l; }
 
@@ -92,35 +102,90 @@ if [[ " $parts " == *" wake "* ]]; then
     local end=$((SECONDS + 30))
     while ((SECONDS < end)) && [[ $(state "$1") != inactive ]]; do sleep 0.2; done
   }
-  # Cold: a request to a stopped pool (stopped through idlepoolctl between requests).
+  # Cold: a request to a stopped pool (stopped through idlepoolctl between requests). One start every 3 s at most:
+  # systemd's default start limit is 5 in 10 s (idlepoold refuses the stop that would risk it).
   for i in $(seq 8); do
+    sleep 3
     "$CTL" stop php-fpm@alias.service >/dev/null 2>&1 || echo "BENCH: wake: idlepoolctl stop: $("$CTL" stop php-fpm@alias.service 2>&1)" >&2
     until_inactive php-fpm@alias.service
     url /alias/hello.php
   done >/tmp/cold.txt
-  for i in $(seq 40); do url /alias/hello.php; done >/tmp/warm.txt
-  say "wake: through nginx, first request to a stopped pool: median $(ok_median /tmp/cold.txt) s ($(bad /tmp/cold.txt) not 200); warm request: median $(ok_median /tmp/warm.txt) s ($(bad /tmp/warm.txt) not 200)"
-  # What idlepool adds to a warm request: the same with idlepoold stopped (the probe detaches with it).
+  say "wake: through nginx, first request to a stopped pool: median $(ok_median /tmp/cold.txt) s ($(bad /tmp/cold.txt) not 200)"
+  # What idlepool adds to a warm request: the same requests with idlepoold stopped (the probe detaches with it),
+  # in alternating rounds so that drift in the guest hits both sides alike.
+  rps() { wrk -t1 -c4 -d10s "http://127.0.0.1$1" 2>&1 | awk '/Requests\/sec/ {print $2}'; }
+  : >/tmp/warm.txt
+  : >/tmp/warm-without.txt
+  : >/tmp/rps.txt
+  : >/tmp/rps-without.txt
+  for round in 1 2 3; do
+    url /alias/hello.php >/dev/null  # wakes the pool if it was stopped meanwhile
+    for i in $(seq 20); do url /alias/hello.php; done >>/tmp/warm.txt
+    rps /alias/hello.php >>/tmp/rps.txt
+    systemctl stop idlepoold
+    url /alias/hello.php >/dev/null
+    for i in $(seq 20); do url /alias/hello.php; done >>/tmp/warm-without.txt
+    rps /alias/hello.php >>/tmp/rps-without.txt
+    systemctl start idlepoold
+  done
+  say "wake: warm request through nginx, 3 alternating rounds: with idlepoold median $(ok_median /tmp/warm.txt) s ($(bad /tmp/warm.txt) not 200), without $(ok_median /tmp/warm-without.txt) s ($(bad /tmp/warm-without.txt) not 200), ratio $(awk -v a="$(ok_median /tmp/warm.txt)" -v b="$(ok_median /tmp/warm-without.txt)" 'BEGIN { printf "%.3f", a / b }')"
+  say "wake: wrk -t1 -c4 -d10s /alias/, 3 alternating rounds: with idlepoold $(tr '\n' ' ' </tmp/rps.txt)req/s (median $(median </tmp/rps.txt)), without $(tr '\n' ' ' </tmp/rps-without.txt)(median $(median </tmp/rps-without.txt)), ratio $(awk -v a="$(median </tmp/rps.txt)" -v b="$(median </tmp/rps-without.txt)" 'BEGIN { printf "%.3f", a / b }')"
   systemctl stop idlepoold
-  for i in $(seq 40); do url /alias/hello.php; done >/tmp/warm-without.txt
-  systemctl stop php-fpm@alias.service
   for i in $(seq 8); do
+    sleep 3
     systemctl stop php-fpm@alias.service
     until_inactive php-fpm@alias.service
     url /alias/hello.php
   done >/tmp/cold-without.txt
-  systemctl status --no-pager php-fpm@alias.socket php-fpm@alias.service 2>&1 | head -n 12 | sed 's/^/BENCH: wake: status: /'
   systemctl start idlepoold
-  say "wake: without idlepoold: first request to a stopped pool median $(ok_median /tmp/cold-without.txt) s ($(bad /tmp/cold-without.txt) not 200); warm median $(ok_median /tmp/warm-without.txt) s ($(bad /tmp/warm-without.txt) not 200)"
+  say "wake: without idlepoold: first request to a stopped pool median $(ok_median /tmp/cold-without.txt) s ($(bad /tmp/cold-without.txt) not 200)"
   # systemd-socket-proxyd --exit-idle-time in front of a php-fpm pool, vs the same pool direct.
   for i in $(seq 40); do url /proxied/hello.php; done >/tmp/proxied.txt
   for i in $(seq 40); do url /direct/hello.php; done >/tmp/direct.txt
   say "wake: warm request through systemd-socket-proxyd: median $(ok_median /tmp/proxied.txt) s ($(bad /tmp/proxied.txt) not 200); the same pool direct: median $(ok_median /tmp/direct.txt) s ($(bad /tmp/direct.txt) not 200)"
-  for target in direct proxied alias; do
+  for target in direct proxied; do
     out=$(wrk -t1 -c4 -d15s "http://127.0.0.1/$target/hello.php" 2>&1)
     say "wake: wrk -t1 -c4 -d15s /$target/: $(echo "$out" | awk '/Requests\/sec/ {print $2}') req/s, latency $(echo "$out" | awk '/Latency/ {print $2}') (avg), $(echo "$out" | awk '/Non-2xx/ {n = $NF} END {print n + 0}') not 2xx"
   done
 fi
+if [[ " $parts " == *" bus "* ]]; then
+  # Reading units from systemd, several ways (bench/bus_read_bench.cpp), on BENCH_BUS_UNITS socket-activated units.
+  n=${BENCH_BUS_UNITS:-100}
+  mkdir -p /run/bench
+  systemctl start $(for ((i = 1; i <= n; i++)); do echo "bench@$i.socket"; done)
+  "$BENCH_BUILD/bench/idlepool_bench_bus" --pattern 'bench@*.service' --rounds 3 2>&1 | sed 's/^/BENCH: bus: /'
+fi
+
+if [[ " $parts " == *" discovery "* ]]; then
+  # Where discovery's time goes: idlepoold run by hand on the 1000 bench units, logging to a file, then logging to
+  # the journal (a stream to journald, as under its unit); the service itself is stopped meanwhile.
+  n=${BENCH_SCALE_POOLS:-1000}
+  mkdir -p /run/bench
+  systemctl start $(for ((i = 1; i <= n; i++)); do echo "bench@$i.socket"; done)
+  systemctl stop idlepoold
+  printf 'unit-pattern = bench@*.service\nmetrics-listen = off\ncontrol-socket = /run/bench-ctl.sock\n' >/tmp/disc.conf
+  discover_once() {  # LABEL SINK: SINK is "file" or "journal"
+    local t pid
+    rm -f /tmp/disc.log
+    t=$(mono)
+    if [[ $2 == file ]]; then
+      "$BENCH_BUILD/src/idlepoold" --config /tmp/disc.conf 2>/tmp/disc.log &
+      pid=$!
+    else
+      "$BENCH_BUILD/src/idlepoold" --config /tmp/disc.conf 2>&1 | tee /tmp/disc.log | systemd-cat -t idlepoold-bench &
+      pid=$!
+    fi
+    for ((k = 0; k < 6000; k++)); do grep -q 'ready:' /tmp/disc.log 2>/dev/null && break; sleep 0.1; done
+    say "discovery, logging to the $2: ready after $(awk -v a="$t" -v b="$(mono)" 'BEGIN { printf "%.1f", b - a }') s; $(grep -a -o 'discovered .*' /tmp/disc.log | tail -n1); $(grep -a -o 'ready: .*' /tmp/disc.log)"
+    pkill -TERM -x idlepoold
+    wait "$pid" 2>/dev/null
+  }
+  discover_once "" file
+  discover_once "" journal
+  discover_once "" file
+  systemctl start idlepoold
+fi
+
 # Last: it points idlepoold at the 1000 bench units.
 if [[ " $parts " == *" scale "* ]]; then
   n=${BENCH_SCALE_POOLS:-1000}
@@ -141,7 +206,7 @@ if [[ " $parts " == *" scale "* ]]; then
   if [[ $pid == 0 ]]; then
     journalctl -u idlepoold -o cat --no-pager | tail -n 15 | sed 's/^/BENCH: scale: journal: /'
   fi
-  say "scale: idlepoold READY with $pools pools in ${ready} s; RSS $((rss / 1024)).$(((rss % 1024) * 10 / 1024)) MiB (peak $((hwm / 1024)) MiB)"
+  say "scale: idlepoold READY with $pools pools in ${ready} s; RSS $((rss / 1024)).$(((rss % 1024) * 10 / 1024)) MiB (peak $((hwm / 1024)) MiB): $(memory_split "$pid")"
   # Idle: nothing happens for a minute. CPU time and wakeups (context switches) per thread.
   idle_minute() {  # LABEL
     local -A before
@@ -161,10 +226,14 @@ if [[ " $parts " == *" scale "* ]]; then
       say "scale: $1, thread $tid ($(cat "$task/comm")): $d wakeups"
     done
     say "scale: $1 with $pools pools: $total wakeups in all, CPU $(((cpu1 - cpu0) * 10)) ms"
+    # Which of the loop's sources woke it, over another minute with strace attached (its epoll tags: 1 signal,
+    # 2 deadline timer, 3 systemd's bus, 4 process connector, 5 watchdog, 6/7 control socket/metrics listeners).
+    timeout 60 strace -qq -p "$pid" -e trace=epoll_wait -o /tmp/strace.txt 2>/dev/null
+    say "scale: $1, what woke the loop over a minute (epoll tag: count): $(grep -o 'u64=[0-9]*' /tmp/strace.txt | sort | uniq -c | awk '{sub("u64=", "", $2); printf "%s:%s ", $2, $1}')$(grep -c '= 0$' /tmp/strace.txt) timeouts"
   }
   idle_minute "idle minute, pools stopped"
   rss=$(awk '/^VmRSS/ {print $2}' /proc/$pid/status)
-  say "scale: RSS after the idle minute $((rss / 1024)).$(((rss % 1024) * 10 / 1024)) MiB"
+  say "scale: RSS after the idle minute $((rss / 1024)).$(((rss % 1024) * 10 / 1024)) MiB: $(memory_split "$pid")"
   # The same pools running (with no worker process: each is looked at every stall-timeout, 5 s), none due to stop.
   sed -i 's/^idle-timeout = .*/idle-timeout = 1h/' /etc/idlepool/idlepool.conf
   systemctl reload idlepoold
@@ -178,6 +247,8 @@ if [[ " $parts " == *" scale "* ]]; then
   done
   say "scale: took in $n starts in $(awk -v a="$t" -v b="$(mono)" 'BEGIN { printf "%.0f", b - a }') s"
   idle_minute "idle minute, $n pools running"
+  rss=$(awk '/^VmRSS/ {print $2}' /proc/$pid/status)
+  say "scale: RSS with $n pools running $((rss / 1024)).$(((rss % 1024) * 10 / 1024)) MiB: $(memory_split "$pid")"
 fi
 
 exit 0
