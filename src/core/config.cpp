@@ -1,10 +1,10 @@
 #include "idlepool/core/config.h"
 
-#include "idlepool/core/address.h"
-
 #include <fnmatch.h>
 
 #include <charconv>
+
+#include "idlepool/core/address.h"
 
 namespace idlepool {
 

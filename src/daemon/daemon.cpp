@@ -1,5 +1,7 @@
 #include "daemon.h"
 
+#include <grp.h>
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -11,13 +13,12 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
-#include <malloc.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
+#include "control_server.h"
 #include "idlepool/sys/cgroup.h"
 #include "idlepool/sys/nudge.h"
 #include "idlepool/sys/php_fpm_files.h"
@@ -25,15 +26,12 @@
 #include "idlepool/sys/process_watcher.h"
 #include "idlepool/sys/service_manager.h"
 #include "idlepool/sys/unique_fd.h"
-#include "control_server.h"
-#include "idlepool/wire/http.h"
-#include "stream_server.h"
 #include "idlepool/version.h"
+#include "idlepool/wire/http.h"
 #include "metrics.h"
 #include "pool_manager.h"
 #include "status_json.h"
-
-#include <grp.h>
+#include "stream_server.h"
 
 namespace idlepool::daemon {
 namespace {

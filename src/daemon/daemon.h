@@ -1,7 +1,7 @@
 // idlepoold wired together: the real adapters (probe, process watcher, systemd over sd-bus), the pool manager, and
 // one epoll loop over every fd they have (signalfd, the deadline timerfd, the bus, the process connector, the
-// watchdog timer, the control socket and the metrics endpoint). One thread; no thread sleeps waiting for something that has an fd; the daemon wakes only for events, for a
-// pool's deadline, and for the watchdog when systemd asks for one.
+// watchdog timer, the control socket and the metrics endpoint). One thread; no thread sleeps waiting for something that
+// has an fd; the daemon wakes only for events, for a pool's deadline, and for the watchdog when systemd asks for one.
 #pragma once
 
 #include <memory>

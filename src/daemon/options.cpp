@@ -33,7 +33,8 @@ po::options_description settings() {
       ("log-level", po::value<std::string>(), "trace, debug, info, warn or error (info)")
       ("control-socket", po::value<std::string>(), "idlepoolctl's socket (/run/idlepool/control.sock)")
       ("control-group", po::value<std::string>(), "group allowed to use the control socket (default: root only)")
-      ("metrics-listen", po::value<std::string>(), "Prometheus metrics on HOST:PORT, or off (127.0.0.1:10071)");
+      ("metrics-listen", po::value<std::string>(), "Prometheus metrics on IP:PORT ([::1]:PORT for IPv6), or off "
+                                                   "(127.0.0.1:10071)");
   return d;
 }
 

@@ -62,8 +62,9 @@ void PoolManager::discover() {
   // and progress reported between them (systemd's start timeout is extended while a long discovery goes on).
   constexpr size_t kChunk = 50;
   for (size_t first = 0; first < fresh_units.size(); first += kChunk) {
-    std::vector<std::string> chunk(fresh_units.begin() + static_cast<std::ptrdiff_t>(first),
-                                   fresh_units.begin() + static_cast<std::ptrdiff_t>(std::min(first + kChunk, fresh_units.size())));
+    std::vector<std::string> chunk(
+        fresh_units.begin() + static_cast<std::ptrdiff_t>(first),
+        fresh_units.begin() + static_cast<std::ptrdiff_t>(std::min(first + kChunk, fresh_units.size())));
     auto services = deps_.systemd.services(chunk);
     stats_.units_read += chunk.size();
     std::vector<std::string> socket_names;
@@ -75,7 +76,8 @@ void PoolManager::discover() {
     socket_names.erase(std::unique(socket_names.begin(), socket_names.end()), socket_names.end());
     auto sockets = deps_.systemd.sockets(socket_names);
     SocketsRead read;
-    for (size_t i = 0; i < socket_names.size() && i < sockets.size(); ++i) read.emplace(socket_names[i], std::move(sockets[i]));
+    for (size_t i = 0; i < socket_names.size() && i < sockets.size(); ++i)
+      read.emplace(socket_names[i], std::move(sockets[i]));
     for (size_t i = 0; i < chunk.size(); ++i) {
       const std::string& unit = chunk[i];
       Pool pool;
@@ -274,7 +276,8 @@ void PoolManager::refresh_service(Pool& pool, Result<sys::ServiceUnit> svc) {
     assess_safety(pool);
     if (pool.safety.unsafe && pool.safety.unsafe != before)
       spdlog::warn("{} will never be stopped: {}", pool.unit, *pool.safety.unsafe);
-    if (!pool.safety.unsafe && before) spdlog::info("{} can be stopped again: {}", pool.unit, "its configuration is safe now");
+    if (!pool.safety.unsafe && before)
+      spdlog::info("{} can be stopped again: {}", pool.unit, "its configuration is safe now");
   }
   if (!was_down && pool.down) {
     if (pool.stop_requested) {
@@ -440,7 +443,8 @@ void PoolManager::on_unit_events(const std::vector<sys::UnitEvent>& events) {
       for (const auto& s : pool.sockets) names.push_back(s.name);
     auto read_sockets = deps_.systemd.sockets(names);
     SocketsRead read;
-    for (size_t i = 0; i < names.size() && i < read_sockets.size(); ++i) read.emplace(names[i], std::move(read_sockets[i]));
+    for (size_t i = 0; i < names.size() && i < read_sockets.size(); ++i)
+      read.emplace(names[i], std::move(read_sockets[i]));
     for (auto& [unit, pool] : pools_) refresh_sockets(pool, &read);
     dirty_ = true;
   }

@@ -7,10 +7,10 @@
 // by its metrics endpoint.
 #pragma once
 
+#include <prometheus/metric_family.h>
+
 #include <string>
 #include <vector>
-
-#include <prometheus/metric_family.h>
 
 #include "idlepool/core/policy.h"
 #include "idlepool/result.h"

@@ -438,8 +438,8 @@ std::vector<Result<T>> SdBus::Impl::read_units(const std::vector<std::string>& n
     std::optional<Error> failed;
     for (size_t k = 0; k < N && !failed; ++k) {
       if (!mine[k]) {
-        failed = Error{"cannot read " + std::string(wanted[k].property) + " of " + names[i] + " from systemd: " +
-                           mine[k].error().message,
+        failed = Error{"cannot read " + std::string(wanted[k].property) + " of " + names[i] +
+                           " from systemd: " + mine[k].error().message,
                        EIO};
         break;
       }
@@ -468,12 +468,8 @@ std::vector<Result<T>> SdBus::Impl::read_units(const std::vector<std::string>& n
 // daemon-reload, after which every pool is read again; ExecStart is invalidated at every start and stop (its
 // runtime status), which says nothing about the command line.
 std::optional<UnitChanges> SdBus::Impl::parse_changes(sd_bus_message* m) {
-  static const std::set<std::string> kCarried = {"ActiveState",
-                                                 "SubState",
-                                                 "ActiveEnterTimestampMonotonic",
-                                                 "InactiveExitTimestampMonotonic",
-                                                 "Job",
-                                                 "MainPID"};
+  static const std::set<std::string> kCarried = {
+      "ActiveState", "SubState", "ActiveEnterTimestampMonotonic", "InactiveExitTimestampMonotonic", "Job", "MainPID"};
   static const std::set<std::string> kRead = {"LoadState", "ControlGroup"};
   UnitChanges c;
   const char* interface = nullptr;
