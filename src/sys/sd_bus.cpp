@@ -1,6 +1,6 @@
-// systemd over sd-bus. Calls are synchronous (they take ~100 us), except the batches that read many units, which
-// keep many calls in flight (discovery of a thousand pools); signals are queued by match callbacks while
-// process() runs and handed out by take_events().
+// systemd over sd-bus. Units are read property by property with many calls in flight (one unit or a thousand);
+// stops and restarts are single synchronous calls. Signals are parsed by match callbacks while process() (or a read)
+// runs, queued with the values they carry, and handed out by take_events().
 #include <spawn.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
