@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "idlepool/sys/service_manager.h"
+#include "sd_bus_signals.h"
 
 extern char** environ;
 
@@ -184,9 +185,6 @@ class SdBus::Impl {
     return out;
   }
 
-  // What a PropertiesChanged signal (sa{sv}as) carried; nullopt if it cannot be parsed.
-  static std::optional<UnitChanges> parse_changes(sd_bus_message* m);
-
   template <class T, size_t N, class OnProperty>
   std::vector<Result<T>> read_units(const std::vector<std::string>& names, const Wanted (&wanted)[N],
                                     OnProperty on_property);
@@ -204,7 +202,7 @@ class SdBus::Impl {
     auto* self = static_cast<Impl*>(userdata);
     char* unit = nullptr;
     if (sd_bus_path_decode(sd_bus_message_get_path(m), kUnitPrefix, &unit) > 0 && unit) {
-      UnitEvent e{UnitEvent::Kind::kChanged, unit, {}, parse_changes(m)};
+      UnitEvent e{UnitEvent::Kind::kChanged, unit, {}, parse_unit_changes(m)};
       free(unit);
       if (!e.changes || !e.changes->empty()) self->events.push_back(std::move(e));
     }
@@ -467,7 +465,7 @@ std::vector<Result<T>> SdBus::Impl::read_units(const std::vector<std::string>& n
 // what idlepool reads (TriggeredBy, Triggers, Listen, ExecStart, KillSignal, StartLimit*) changes only with a
 // daemon-reload, after which every pool is read again; ExecStart is invalidated at every start and stop (its
 // runtime status), which says nothing about the command line.
-std::optional<UnitChanges> SdBus::Impl::parse_changes(sd_bus_message* m) {
+std::optional<UnitChanges> parse_unit_changes(sd_bus_message* m) {
   static const std::set<std::string> kCarried = {
       "ActiveState", "SubState", "ActiveEnterTimestampMonotonic", "InactiveExitTimestampMonotonic", "Job", "MainPID"};
   static const std::set<std::string> kRead = {"LoadState", "ControlGroup"};
