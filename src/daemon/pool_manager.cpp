@@ -335,13 +335,17 @@ void PoolManager::after_stop(Pool& pool) {
 
 namespace {
 
-void apply(const sys::UnitChanges& c, sys::ServiceUnit& u) {
-  if (c.active_state) u.active_state = *c.active_state;
-  if (c.sub_state) u.sub_state = *c.sub_state;
-  if (c.active_enter) u.active_enter = *c.active_enter;
-  if (c.inactive_exit) u.inactive_exit = *c.inactive_exit;
-  if (c.job_pending) u.job_pending = *c.job_pending;
-  if (c.main_pid) u.main_pid = *c.main_pid;
+// `u` as the signals of one loop step say it is now.
+sys::ServiceUnit patched(sys::ServiceUnit u, const std::vector<sys::UnitChanges>& changes) {
+  for (const auto& c : changes) {
+    if (c.active_state) u.active_state = *c.active_state;
+    if (c.sub_state) u.sub_state = *c.sub_state;
+    if (c.active_enter) u.active_enter = *c.active_enter;
+    if (c.inactive_exit) u.inactive_exit = *c.inactive_exit;
+    if (c.job_pending) u.job_pending = *c.job_pending;
+    if (c.main_pid) u.main_pid = *c.main_pid;
+  }
+  return u;
 }
 
 }  // namespace
@@ -407,13 +411,12 @@ void PoolManager::on_unit_events(const std::vector<sys::UnitEvent>& events) {
     Pool& pool = pools_.at(unit);
     auto& p = changed[unit];
     if (!p.read) {
-      sys::ServiceUnit patched = pool.service;
-      for (const auto& c : p.patches) apply(c, patched);
+      sys::ServiceUnit now = patched(pool.service, p.patches);
       // A start: its cgroup (and the rest) are read once, as it comes up.
-      if (pool.down && !is_down(patched)) {
+      if (pool.down && !is_down(now)) {
         p.read = true;
       } else {
-        refresh_service(pool, std::move(patched));
+        refresh_service(pool, std::move(now));
         continue;
       }
     }
@@ -429,9 +432,7 @@ void PoolManager::on_unit_events(const std::vector<sys::UnitEvent>& events) {
         // Unreadable now: what the signals said is still better than what we had.
         ++stats_.bus_errors;
         spdlog::warn("{}: cannot read it: {}; going by systemd's signals", pool.unit, read[i].error().message);
-        sys::ServiceUnit patched = pool.service;
-        for (const auto& c : patches) apply(c, patched);
-        refresh_service(pool, std::move(patched));
+        refresh_service(pool, patched(pool.service, patches));
         continue;
       }
       refresh_service(pool, std::move(read[i]));
@@ -448,23 +449,27 @@ void PoolManager::on_unit_events(const std::vector<sys::UnitEvent>& events) {
     for (auto& [unit, pool] : pools_) refresh_sockets(pool, &read);
     dirty_ = true;
   }
-  for (auto& [unit, pool] : pools_) {
-    bool touched = false;
-    for (auto& sock : pool.sockets) {
-      if (socket_reads.count(sock.name)) touched = true;
-      auto it = socket_patches.find(sock.name);
-      if (it == socket_patches.end()) continue;
-      for (const auto& c : it->second) {
-        if (c.active_state) sock.active_state = *c.active_state;
-        if (c.sub_state) sock.sub_state = *c.sub_state;
+  // Socket units: their own states from the signals, a read when those cannot say. Only when there are any: this
+  // runs for every loop step with signals, and a pool's own signals are the common case.
+  if (!socket_reads.empty() || !socket_patches.empty()) {
+    for (auto& [unit, pool] : pools_) {
+      bool read = false, patched_any = false;
+      for (auto& sock : pool.sockets) {
+        read |= socket_reads.count(sock.name) > 0;
+        auto it = socket_patches.find(sock.name);
+        if (it == socket_patches.end()) continue;
+        for (const auto& c : it->second) {
+          if (c.active_state) sock.active_state = *c.active_state;
+          if (c.sub_state) sock.sub_state = *c.sub_state;
+        }
+        patched_any = true;
       }
-      dirty_ = true;
-    }
-    if (touched) {
-      refresh_sockets(pool);
-      dirty_ = true;
-    } else if (!socket_patches.empty()) {
-      register_listeners(pool);  // a socket that listens again is counted again
+      if (read) {
+        refresh_sockets(pool);
+      } else if (patched_any) {
+        register_listeners(pool);  // a socket that listens again is counted again
+      }
+      if (read || patched_any) dirty_ = true;
     }
   }
   // After the state changes they follow (a stop job's end comes after the unit's last change).
