@@ -6,17 +6,46 @@
 namespace idlepool {
 namespace {
 
-Decision never(std::string why) { return Decision{Decision::Kind::kNever, std::nullopt, std::move(why)}; }
-Decision wait_until(MonoTime at, std::string why) { return Decision{Decision::Kind::kWait, at, std::move(why)}; }
+struct RuleName {
+  Rule rule;
+  std::string_view name;
+};
+constexpr RuleName kRuleNames[] = {
+    {Rule::kIdle, "idle"},
+    {Rule::kOperator, "operator"},
+    {Rule::kNotRunning, "not-running"},
+    {Rule::kStopInProgress, "stop-in-progress"},
+    {Rule::kPinned, "pinned"},
+    {Rule::kCannotWake, "cannot-wake"},
+    {Rule::kUnsafe, "unsafe"},
+    {Rule::kProbeUnreadable, "probe-unreadable"},
+    {Rule::kDryRun, "dry-run"},
+    {Rule::kStartLimit, "start-limit"},
+    {Rule::kIdleTimeout, "idle-timeout"},
+    {Rule::kMinUptime, "min-uptime"},
+    {Rule::kInFlight, "in-flight"},
+    {Rule::kRateLimit, "rate-limit"},
+    {Rule::kStopFailed, "stop-failed"},
+};
+static_assert(std::size(kRuleNames) == std::size(kAllRules), "every rule has a name");
 
-std::string seconds(MonoTime d) {
-  auto s = std::chrono::duration_cast<std::chrono::seconds>(d).count();
-  return std::to_string(s) + "s";
-}
+std::string seconds(std::chrono::seconds s) { return std::to_string(s.count()) + "s"; }
 
 }  // namespace
 
-std::string to_string(Decision::Kind kind) {
+std::string_view to_string(Rule rule) {
+  for (const auto& r : kRuleNames)
+    if (r.rule == rule) return r.name;
+  return "?";
+}
+
+std::optional<Rule> parse_rule(std::string_view name) {
+  for (const auto& r : kRuleNames)
+    if (r.name == name) return r.rule;
+  return std::nullopt;
+}
+
+std::string_view to_string(Decision::Kind kind) {
   switch (kind) {
     case Decision::Kind::kStop:
       return "stop";
@@ -28,14 +57,81 @@ std::string to_string(Decision::Kind kind) {
   return "?";
 }
 
+std::optional<Decision::Kind> parse_decision_kind(std::string_view name) {
+  for (auto k : {Decision::Kind::kStop, Decision::Kind::kWait, Decision::Kind::kNever})
+    if (to_string(k) == name) return k;
+  return std::nullopt;
+}
+
+std::string describe(const Decision& d, MonoTime now) {
+  auto with_detail = [&](std::string head) { return d.detail.empty() ? head : head + ": " + d.detail; };
+  switch (d.rule) {
+    case Rule::kIdle:
+      return "idle";
+    case Rule::kOperator:
+      return "operator";
+    case Rule::kNotRunning:
+      return "not running";
+    case Rule::kStopInProgress:
+      return "stop in progress";
+    case Rule::kPinned:
+      return "pinned";
+    case Rule::kCannotWake:
+      return with_detail("cannot wake again");
+    case Rule::kUnsafe:
+      return with_detail("unsafe");
+    case Rule::kProbeUnreadable:
+      return with_detail("probe unreadable");
+    case Rule::kDryRun:
+      return "dry run: would stop (idle for " + whole_seconds(now - d.since) + ")";
+    case Rule::kStartLimit:
+      return with_detail("start limit");
+    case Rule::kIdleTimeout:
+      return "idle for " + whole_seconds(now - d.since) + " of " + seconds(d.limit);
+    case Rule::kMinUptime:
+      return "up for " + whole_seconds(now - d.since) + " of min-uptime " + seconds(d.limit);
+    case Rule::kInFlight:
+      return "in flight: " + std::to_string(d.active) + " active, " + std::to_string(d.queued) + " queued";
+    case Rule::kRateLimit:
+      return "stop rate limit";
+    case Rule::kStopFailed:
+      return with_detail("stop failed");
+  }
+  return std::string(to_string(d.rule));
+}
+
+Decision never_because(Rule rule, std::string detail) {
+  Decision d;
+  d.kind = Decision::Kind::kNever;
+  d.rule = rule;
+  d.detail = std::move(detail);
+  return d;
+}
+
+Decision wait_because(Rule rule, MonoTime at, std::string detail) {
+  Decision d;
+  d.kind = Decision::Kind::kWait;
+  d.rule = rule;
+  d.at = at;
+  d.detail = std::move(detail);
+  return d;
+}
+
+Decision stop_because(Rule rule) {
+  Decision d;
+  d.kind = Decision::Kind::kStop;
+  d.rule = rule;
+  return d;
+}
+
 Decision decide(const PoolSnapshot& pool, const PoolPolicy& policy, MonoTime now) {
-  if (!pool.running) return never("not running");
-  if (pool.stop_in_progress) return never("stop in progress");
-  if (policy.pinned) return never("pinned");
-  if (!pool.can_wake) return never("cannot wake again: " + pool.cannot_wake_reason);
-  if (pool.unsafe_reason) return never("unsafe: " + *pool.unsafe_reason);
+  if (!pool.running) return never_because(Rule::kNotRunning);
+  if (pool.stop_in_progress) return never_because(Rule::kStopInProgress);
+  if (policy.pinned) return never_because(Rule::kPinned);
+  if (!pool.can_wake) return never_because(Rule::kCannotWake, pool.cannot_wake_reason);
+  if (pool.unsafe_reason) return never_because(Rule::kUnsafe, *pool.unsafe_reason);
   if (pool.start_limit_until && now < *pool.start_limit_until)
-    return wait_until(*pool.start_limit_until, "start limit: " + pool.start_limit_reason);
+    return wait_because(Rule::kStartLimit, *pool.start_limit_until, pool.start_limit_reason);
 
   MonoTime idle_from = std::max(pool.active_since, pool.watched_since);
   if (pool.last_activity) idle_from = std::max(idle_from, *pool.last_activity);
@@ -43,17 +139,21 @@ Decision decide(const PoolSnapshot& pool, const PoolPolicy& policy, MonoTime now
   MonoTime uptime_deadline = pool.active_since + policy.min_uptime;
   if (now < idle_deadline || now < uptime_deadline) {
     bool idle_later = idle_deadline >= uptime_deadline;
-    MonoTime at = std::max(idle_deadline, uptime_deadline);
-    if (idle_later)
-      return wait_until(at, "idle for " + seconds(now - idle_from) + " of " + seconds(policy.idle_timeout));
-    return wait_until(at, "up for " + seconds(now - pool.active_since) + " of min-uptime " + seconds(policy.min_uptime));
+    Decision d = wait_because(idle_later ? Rule::kIdleTimeout : Rule::kMinUptime, std::max(idle_deadline, uptime_deadline));
+    d.since = idle_later ? idle_from : pool.active_since;
+    d.limit = idle_later ? policy.idle_timeout : policy.min_uptime;
+    return d;
   }
   if (pool.active_connections > 0 || pool.queued_connections > 0) {
     MonoTime recheck = std::min<MonoTime>(policy.idle_timeout, kInFlightRecheck);
-    return wait_until(now + recheck, "in flight: " + std::to_string(pool.active_connections) + " active, " +
-                                         std::to_string(pool.queued_connections) + " queued");
+    Decision d = wait_because(Rule::kInFlight, now + recheck);
+    d.active = pool.active_connections;
+    d.queued = pool.queued_connections;
+    return d;
   }
-  return Decision{Decision::Kind::kStop, std::nullopt, "idle"};
+  Decision d = stop_because(Rule::kIdle);
+  d.since = idle_from;
+  return d;
 }
 
 StallCheck check_stall(const PoolSnapshot& pool, const PoolPolicy& policy, MonoTime now) {

@@ -92,10 +92,10 @@ void ProcessTracker::mark_lost() {
   for (auto& [name, p] : pools_) p.doubt = true;
 }
 
-std::vector<PoolEvent> ProcessTracker::apply(const wire::ProcEvent& event) {
+std::vector<PoolEvent> ProcessTracker::apply(const ProcEvent& event) {
   std::vector<PoolEvent> out;
   switch (event.kind) {
-    case wire::ProcEvent::Kind::kFork: {
+    case ProcEvent::Kind::kFork: {
       // A new thread is not a new process.
       if (event.pid != event.tgid) break;
       auto parent = owner_.find(event.parent_tgid);
@@ -105,7 +105,7 @@ std::vector<PoolEvent> ProcessTracker::apply(const wire::ProcEvent& event) {
       owner_[event.tgid] = pool;
       break;
     }
-    case wire::ProcEvent::Kind::kExit:
+    case ProcEvent::Kind::kExit:
       // A process ends when its thread-group leader exits (the other threads are gone by then).
       if (event.pid == event.tgid) on_exit(event, out);
       break;
@@ -115,7 +115,7 @@ std::vector<PoolEvent> ProcessTracker::apply(const wire::ProcEvent& event) {
   return out;
 }
 
-void ProcessTracker::on_exit(const wire::ProcEvent& event, std::vector<PoolEvent>& out) {
+void ProcessTracker::on_exit(const ProcEvent& event, std::vector<PoolEvent>& out) {
   auto owner = owner_.find(event.tgid);
   if (owner == owner_.end()) return;
   const std::string pool = owner->second;

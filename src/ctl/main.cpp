@@ -21,6 +21,7 @@
 #include "idlepool/sys/unique_fd.h"
 #include "idlepool/version.h"
 #include "idlepool/wire/control_protocol.h"
+#include "idlepool/wire/status_json.h"
 #include "render.h"
 
 namespace po = boost::program_options;
@@ -162,42 +163,73 @@ int main(int argc, char** argv) {
     return kFailure;
   }
   if (!response->ok) {
+    const auto& e = response->error;
     if (json_mode != "off") {
-      nlohmann::json j = {{"ok", false}, {"code", response->code}, {"error", response->error}};
+      nlohmann::json j = {{"ok", false}, {"code", std::string(idlepool::wire::to_string(e.code))}, {"error", e.message}};
       std::cout << (json_mode == "pretty" ? j.dump(2) : j.dump()) << "\n";
     }
-    std::cerr << "idlepoolctl: " << response->error << "\n";
-    return response->code == "unknown-pool" ? kUnknownPool : kFailure;
+    std::cerr << "idlepoolctl: " << e.message << "\n";
+    return e.code == idlepool::wire::ErrorCode::kUnknownPool ? kUnknownPool : kFailure;
   }
   const auto& result = response->result;
   if (json_mode != "off") {
     std::cout << (json_mode == "pretty" ? result.dump(2) : result.dump()) << "\n";
-  } else {
-    idlepool::ctl::RenderOptions options;
-    options.legend = vm.count("no-legend") == 0;
-    switch (spec->verb) {
-      case Verb::kStatus:
-        std::cout << idlepool::ctl::render_status(result, options);
-        break;
-      case Verb::kShow:
-        std::cout << idlepool::ctl::render_show(result);
-        break;
-      case Verb::kList:
-        std::cout << idlepool::ctl::render_list(result, options);
-        break;
-      case Verb::kCheck:
-        std::cout << idlepool::ctl::render_check(result, options);
-        break;
-      case Verb::kPin:
-      case Verb::kUnpin:
-        std::cout << request.pool << (spec->verb == Verb::kPin ? " pinned" : " unpinned") << "\n";
-        break;
-      case Verb::kStop:
-      case Verb::kReload:
-        std::cout << result.value("message", std::string("done")) << "\n";
-        break;
+    if (spec->verb == Verb::kCheck) {
+      auto ok = result.find("ok");
+      return ok != result.end() && ok->is_boolean() && ok->get<bool>() ? kOk : kFailure;
+    }
+    return kOk;
+  }
+  idlepool::ctl::RenderOptions options;
+  options.legend = vm.count("no-legend") == 0;
+  // The answer is decoded into the typed model first: a malformed one is said so, never half-rendered.
+  auto bad_answer = [](const idlepool::Error& e) {
+    std::cerr << "idlepoolctl: idlepoold's answer: " << e.message << "\n";
+    return kFailure;
+  };
+  switch (spec->verb) {
+    case Verb::kStatus: {
+      auto model = idlepool::wire::status_from_json(result);
+      if (!model) return bad_answer(model.error());
+      std::cout << idlepool::ctl::render_status(*model, options);
+      break;
+    }
+    case Verb::kShow: {
+      idlepool::MonoTime now{0};
+      auto pool = idlepool::wire::pool_from_json(result, &now);
+      if (!pool) return bad_answer(pool.error());
+      std::cout << idlepool::ctl::render_show(*pool, now);
+      break;
+    }
+    case Verb::kList: {
+      std::vector<std::string> names;
+      const auto pools = result.find("pools");
+      if (pools == result.end() || !pools->is_array()) return bad_answer({"\"pools\" is not a list", EBADMSG});
+      for (const auto& n : *pools) {
+        if (!n.is_string()) return bad_answer({"\"pools\" holds something that is not a name", EBADMSG});
+        names.push_back(n.get<std::string>());
+      }
+      std::cout << idlepool::ctl::render_list(names, options);
+      break;
+    }
+    case Verb::kCheck: {
+      auto audits = idlepool::wire::audits_from_json(result);
+      if (!audits) return bad_answer(audits.error());
+      std::cout << idlepool::ctl::render_check(*audits, options);
+      for (const auto& a : *audits)
+        if (!a.ok()) return kFailure;
+      return kOk;
+    }
+    case Verb::kPin:
+    case Verb::kUnpin:
+      std::cout << request.pool << (spec->verb == Verb::kPin ? " pinned" : " unpinned") << "\n";
+      break;
+    case Verb::kStop:
+    case Verb::kReload: {
+      auto message = result.find("message");
+      std::cout << (message != result.end() && message->is_string() ? message->get<std::string>() : "done") << "\n";
+      break;
     }
   }
-  if (spec->verb == Verb::kCheck && !result.value("ok", false)) return kFailure;
   return kOk;
 }

@@ -3,27 +3,15 @@
 #include <algorithm>
 #include <cmath>
 #include <sstream>
-#include <vector>
 
 namespace idlepool::ctl {
 namespace {
 
-std::string str(const nlohmann::json& v) {
-  if (v.is_null()) return "-";
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_boolean()) return v.get<bool>() ? "yes" : "no";
-  if (v.is_number_float()) {
-    std::ostringstream o;
-    o << v.get<double>();
-    return o.str();
-  }
-  return v.dump();
-}
+std::string yes_no(bool b) { return b ? "yes" : "no"; }
 
-const nlohmann::json& field(const nlohmann::json& j, const char* name) {
-  static const nlohmann::json null;
-  auto it = j.find(name);
-  return it == j.end() ? null : *it;
+template <class T>
+std::string number_or_dash(const std::optional<T>& v) {
+  return v ? std::to_string(*v) : "-";
 }
 
 // A table with columns sized to their contents; the last column is not padded.
@@ -50,20 +38,39 @@ std::string table(const std::vector<std::string>& header, const std::vector<std:
   return o.str();
 }
 
+std::optional<double> idle_seconds(const status::Pool& p, MonoTime now) {
+  if (!p.last_activity) return std::nullopt;
+  return to_seconds(now - *p.last_activity);
+}
+
+std::optional<double> stops_in(const status::Pool& p, MonoTime now) {
+  if (p.decision.kind == Decision::Kind::kStop) return 0.0;
+  if (p.decision.stop_planned()) return std::max(0.0, to_seconds(*p.decision.at - now));
+  return std::nullopt;
+}
+
+// Why it does not stop, when that is not simply "not idle long enough yet".
+std::string note(const status::Pool& p, MonoTime now) {
+  if (p.unsafe) return "unsafe: " + *p.unsafe;
+  if (p.decision.kind == Decision::Kind::kStop || p.decision.stop_planned()) return p.stop_requested ? "stopping" : "-";
+  if (p.stop_requested) return "stopping";
+  return describe(p.decision, now);
+}
+
 }  // namespace
 
-std::string format_duration(const nlohmann::json& seconds) {
-  if (!seconds.is_number()) return "-";
-  long s = std::lround(seconds.get<double>());
+std::string format_duration(std::optional<double> seconds) {
+  if (!seconds) return "-";
+  long s = std::lround(*seconds);
   if (s < 60) return std::to_string(s) + "s";
   if (s < 3600) return std::to_string(s / 60) + "m " + std::to_string(s % 60) + "s";
   if (s < 86400) return std::to_string(s / 3600) + "h " + std::to_string(s % 3600 / 60) + "m";
   return std::to_string(s / 86400) + "d " + std::to_string(s % 86400 / 3600) + "h";
 }
 
-std::string format_bytes(const nlohmann::json& bytes) {
-  if (!bytes.is_number()) return "-";
-  double b = bytes.get<double>();
+std::string format_bytes(std::optional<uint64_t> bytes) {
+  if (!bytes) return "-";
+  double b = static_cast<double>(*bytes);
   const char* units[] = {"B", "K", "M", "G", "T"};
   int u = 0;
   while (b >= 1024 && u < 4) {
@@ -76,75 +83,93 @@ std::string format_bytes(const nlohmann::json& bytes) {
   return o.str();
 }
 
-std::string render_status(const nlohmann::json& result, const RenderOptions& options) {
+std::string render_status(const status::Model& m, const RenderOptions& options) {
   std::vector<std::vector<std::string>> rows;
-  for (const auto& p : field(result, "pools")) {
-    std::string note = str(field(p, "not_stopping_because"));
-    if (!field(p, "unsafe").is_null()) note = "unsafe: " + str(field(p, "unsafe"));
-    if (note == "-" && field(p, "stop_requested").is_boolean() && field(p, "stop_requested").get<bool>())
-      note = "stopping";
-    rows.push_back({str(field(p, "pool")), str(field(p, "state")), str(field(p, "processes")), str(field(p, "active")),
-                    str(field(p, "accepts")), str(field(p, "requests")), format_duration(field(p, "idle_seconds")),
-                    format_duration(field(p, "stops_in_seconds")), note});
+  for (const auto& p : m.pools) {
+    rows.push_back({p.unit, p.active_state, p.processes ? std::to_string(p.processes->processes) : "-",
+                    std::to_string(p.active()), std::to_string(p.accepts()), number_or_dash(p.requests()),
+                    format_duration(idle_seconds(p, m.now)), format_duration(stops_in(p, m.now)), note(p, m.now)});
   }
   std::string out = table({"POOL", "STATE", "PROCS", "ACTIVE", "ACCEPTS", "REQUESTS", "IDLE", "STOPS-IN", "NOTE"},
                           rows, options.legend);
-  if (options.legend) out += "\n" + std::to_string(rows.size()) + " pools listed. " + str(field(result, "summary")) + "\n";
+  if (options.legend) {
+    out += "\n" + std::to_string(rows.size()) + " pools listed. " + m.summary + "\n";
+    if (m.daemon.discovering)
+      out += "Discovering: " + std::to_string(m.daemon.discovery_done) + " of " +
+             std::to_string(m.daemon.discovery_total) + " units read.\n";
+  }
   return out;
 }
 
-std::string render_show(const nlohmann::json& p) {
+std::string render_show(const status::Pool& p, MonoTime now) {
   std::ostringstream o;
-  auto row = [&](const char* key, const std::string& value) { o << std::string(22 - std::min<size_t>(22, std::string(key).size()), ' ') << key << ": " << value << "\n"; };
-  row("Pool", str(field(p, "pool")));
-  row("State", str(field(p, "state")) + " (" + str(field(p, "sub_state")) + ")");
-  row("Processes", str(field(p, "processes")) + " (" + str(field(p, "workers")) + " workers, main pid " +
-                       str(field(p, "main_pid")) + ")");
-  for (const auto& s : field(p, "sockets"))
-    row("Socket", str(field(s, "address")) + " (" + str(field(s, "unit")) + ", " +
-                      (field(s, "listening").is_boolean() && field(s, "listening").get<bool>() ? "listening" : "not listening") +
-                      "): accepts " + str(field(s, "accepts")) + ", requests " + str(field(s, "requests")) +
-                      ", active " + str(field(s, "active")) + ", backlog " + str(field(s, "backlog")));
-  row("Idle for", format_duration(field(p, "idle_seconds")));
-  row("Idle timeout", format_duration(field(p, "idle_timeout_seconds")));
-  row("Min uptime", format_duration(field(p, "min_uptime_seconds")));
-  row("Decision", str(field(p, "decision")) + ": " + str(field(p, "decision_reason")));
-  row("Stops in", format_duration(field(p, "stops_in_seconds")));
-  row("Pinned", str(field(p, "pinned")));
-  row("Can wake", str(field(p, "can_wake")));
-  row("Unsafe", str(field(p, "unsafe")));
-  for (const auto& w : field(p, "warnings")) row("Warning", str(w));
-  row("Stops", str(field(p, "stops_total")) + " " + field(p, "stops").dump());
-  row("Wakes", str(field(p, "wakes")));
-  if (field(p, "stalls").is_object() && !field(p, "stalls").empty()) row("Stalls", field(p, "stalls").dump());
-  const auto& wl = field(p, "wake_latency");
-  if (field(wl, "count").is_number() && field(wl, "count").get<uint64_t>() > 0)
-    row("Wake latency", "mean " + std::to_string(field(wl, "sum_seconds").get<double>() /
-                                                 static_cast<double>(field(wl, "count").get<uint64_t>())) +
-                            "s over " + str(field(wl, "count")) + " wakes");
-  row("Memory", format_bytes(field(p, "memory_bytes")));
-  row("Memory released", format_bytes(field(p, "memory_released_bytes")));
+  auto row = [&](const std::string& key, const std::string& value) {
+    o << std::string(22 - std::min<size_t>(22, key.size()), ' ') << key << ": " << value << "\n";
+  };
+  row("Pool", p.unit + " (" + p.kind + ")");
+  row("State", p.active_state + " (" + p.sub_state + ")");
+  if (p.processes) {
+    row("Processes", std::to_string(p.processes->processes) + " (" + std::to_string(p.processes->workers) +
+                         " workers, main pid " + (p.processes->main_pid ? std::to_string(p.processes->main_pid) : "-") +
+                         ")");
+  } else {
+    row("Processes", "-");
+  }
+  for (const auto& s : p.sockets) {
+    std::string counters = "not watched by the probe";
+    if (s.counters)
+      counters = "accepts " + std::to_string(s.counters->accepts) + ", requests " + number_or_dash(s.counters->requests) +
+                 ", active " + std::to_string(s.counters->active) + ", backlog " + std::to_string(s.counters->backlog);
+    row("Socket", s.address + " (" + s.unit + ", " + (s.listening ? "listening" : "not listening") + "): " + counters);
+  }
+  row("Idle for", format_duration(idle_seconds(p, now)));
+  row("Idle timeout", format_duration(static_cast<double>(p.policy.idle_timeout.count())));
+  row("Min uptime", format_duration(static_cast<double>(p.policy.min_uptime.count())));
+  row("Decision", std::string(to_string(p.decision.kind)) + " (" + std::string(to_string(p.decision.rule)) +
+                      "): " + describe(p.decision, now));
+  row("Stops in", format_duration(stops_in(p, now)));
+  row("Pinned", yes_no(p.policy.pinned));
+  row("Can wake", yes_no(p.can_wake));
+  row("Unsafe", p.unsafe ? *p.unsafe : "-");
+  for (const auto& w : p.warnings) row("Warning", w);
+  std::string stops = std::to_string(p.stops_total());
+  for (auto c : status::kStopCauses)
+    if (auto n = p.stops[static_cast<size_t>(c)]) stops += ", " + std::string(status::to_string(c)) + " " + std::to_string(n);
+  row("Stops", stops);
+  row("Wakes", std::to_string(p.wakes));
+  std::string stalls;
+  for (auto a : status::kStallActions)
+    if (auto n = p.stalls[static_cast<size_t>(a)])
+      stalls += (stalls.empty() ? "" : ", ") + std::string(status::to_string(a)) + " " + std::to_string(n);
+  if (!stalls.empty()) row("Stalls", stalls);
+  if (p.wake_latency.count > 0) {
+    std::ostringstream mean;
+    mean.precision(3);
+    mean << p.wake_latency.sum / static_cast<double>(p.wake_latency.count);
+    row("Wake latency", "mean " + mean.str() + "s over " + std::to_string(p.wake_latency.count) + " wakes");
+  }
+  row("Memory", format_bytes(p.memory_bytes));
+  row("Memory released", format_bytes(p.memory_released_bytes));
   return o.str();
 }
 
-std::string render_list(const nlohmann::json& result, const RenderOptions& options) {
+std::string render_list(const std::vector<std::string>& pools, const RenderOptions& options) {
   std::vector<std::vector<std::string>> rows;
-  for (const auto& p : field(result, "pools")) rows.push_back({str(p)});
+  for (const auto& p : pools) rows.push_back({p});
   std::string out = table({"POOL"}, rows, options.legend);
   if (options.legend) out += "\n" + std::to_string(rows.size()) + " pools listed.\n";
   return out;
 }
 
-std::string render_check(const nlohmann::json& result, const RenderOptions& options) {
+std::string render_check(const std::vector<status::Audit>& audits, const RenderOptions& options) {
   std::vector<std::vector<std::string>> rows;
   size_t unsafe = 0;
-  for (const auto& p : field(result, "pools")) {
-    bool ok = field(p, "ok").is_boolean() && field(p, "ok").get<bool>();
-    if (!ok) ++unsafe;
+  for (const auto& a : audits) {
+    if (!a.ok()) ++unsafe;
     std::string notes;
-    for (const auto& x : field(p, "problems")) notes += (notes.empty() ? "" : "; ") + str(x);
-    for (const auto& x : field(p, "warnings")) notes += (notes.empty() ? "warning: " : "; warning: ") + str(x);
-    rows.push_back({str(field(p, "pool")), ok ? "safe" : "UNSAFE", notes.empty() ? "-" : notes});
+    for (const auto& x : a.problems) notes += (notes.empty() ? "" : "; ") + x;
+    for (const auto& x : a.warnings) notes += (notes.empty() ? "warning: " : "; warning: ") + x;
+    rows.push_back({a.unit, a.ok() ? "safe" : "UNSAFE", notes.empty() ? "-" : notes});
   }
   std::string out = table({"POOL", "STOP", "WHY"}, rows, options.legend);
   if (options.legend)

@@ -32,13 +32,14 @@ Result<std::unique_ptr<ControlServer>> ControlServer::open(const std::string& pa
   StreamServer::Limits limits;
   limits.max_request = wire::kMaxControlRequest;
   limits.too_long =
-      wire::encode_control_response(wire::control_error(Error{"bad-request: request longer than 64 KiB"}));
+      wire::encode_control_response(
+      wire::control_failure({wire::ErrorCode::kBadRequest, "request longer than 64 KiB"}));
   limits.deadline = kClientDeadline;
   auto respond = [handler = std::move(handler)](std::string_view in) -> std::optional<std::string> {
     size_t nl = in.find('\n');
     if (nl == std::string_view::npos) return std::nullopt;
     auto request = wire::parse_control_request(in.substr(0, nl));
-    return wire::encode_control_response(request ? handler(*request) : wire::control_error(request.error()));
+    return wire::encode_control_response(request ? handler(*request) : wire::control_failure(request.error()));
   };
   auto server = StreamServer::serve("control socket " + path, std::move(fd), epoll_fd, listen_tag, client_tag_base,
                                     std::move(limits), std::move(respond));

@@ -28,9 +28,9 @@
 #include "idlepool/sys/unique_fd.h"
 #include "idlepool/version.h"
 #include "idlepool/wire/http.h"
+#include "idlepool/wire/status_json.h"
 #include "metrics.h"
 #include "pool_manager.h"
-#include "status_json.h"
 #include "stream_server.h"
 
 namespace idlepool::daemon {
@@ -163,51 +163,48 @@ class Daemon::Impl {
     return {};
   }
 
-  metrics::Snapshot metrics_snapshot() {
-    metrics::Snapshot s;
-    s.pools = manager->status();
-    s.manager = manager->stats();
-    s.tiers = probe->tiers();
-    s.processes = watcher->stats();
-    s.now = manager->now();
-    s.version = IDLEPOOL_VERSION;
-    return s;
+  // The status model: the pools as the manager knows them, and the daemon's own figures.
+  status::Model model() {
+    status::Model m;
+    m.now = manager->now();
+    m.pools = manager->status();
+    m.summary = manager->summary();
+    const auto& stats = manager->stats();
+    auto& d = m.daemon;
+    d.version = IDLEPOOL_VERSION;
+    const auto& tiers = probe->tiers();
+    d.probe = {std::string(sys::to_string(tiers.accepts)), std::string(sys::to_string(tiers.requests)),
+               std::string(sys::to_string(tiers.tcp_closes)), std::string(sys::to_string(tiers.unix_closes))};
+    auto w = watcher->stats();
+    d.processes = {w.connector.events, w.connector.lost, w.connector.overruns, w.resyncs, w.connector.rejected};
+    d.bus_errors = stats.bus_errors;
+    d.deferred_rate_limit = stats.deferred_rate_limit;
+    d.deferred_in_flight = stats.deferred_in_flight;
+    d.units_read = stats.units_read;
+    return m;
   }
 
-  static wire::ControlResponse failure(const std::string& code, const std::string& error) {
-    wire::ControlResponse r;
-    r.ok = false;
-    r.code = code;
-    r.error = error;
-    return r;
+  static wire::ControlResponse failure(wire::ErrorCode code, std::string error) {
+    return wire::control_failure({code, std::move(error)});
   }
 
   // idlepoolctl's verbs.
   wire::ControlResponse handle(const wire::ControlRequest& req) {
     using wire::Verb;
     wire::ControlResponse ok;
-    MonoTime now = manager->now();
     if (wire::verb_needs_pool(req.verb) && !manager->has(req.pool))
-      return failure("unknown-pool", "no pool named " + req.pool + " is managed");
+      return failure(wire::ErrorCode::kUnknownPool, "no pool named " + req.pool + " is managed");
     switch (req.verb) {
       case Verb::kStatus:
       case Verb::kShow: {
         manager->refresh();
-        nlohmann::json pools = nlohmann::json::array();
-        for (const auto& p : manager->status()) {
-          if (req.verb == Verb::kShow && p.unit != req.pool) continue;
-          pools.push_back(to_json(p, now));
-        }
+        status::Model m = model();
         if (req.verb == Verb::kShow) {
-          ok.result = pools.at(0);
+          for (const auto& p : m.pools)
+            if (p.unit == req.pool) ok.result = wire::pool_to_json(p, m.now);
           return ok;
         }
-        ok.result = {{"pools", pools},
-                     {"summary", manager->summary()},
-                     {"probe",
-                      {{"accepts", sys::to_string(probe->tiers().accepts)},
-                       {"requests", sys::to_string(probe->tiers().requests)}}},
-                     {"version", IDLEPOOL_VERSION}};
+        ok.result = wire::status_to_json(m);
         return ok;
       }
       case Verb::kList: {
@@ -219,33 +216,27 @@ class Daemon::Impl {
       case Verb::kPin:
       case Verb::kUnpin: {
         bool on = req.verb == Verb::kPin;
-        if (auto r = manager->pin(req.pool, on); !r) return failure("unknown-pool", r.error().message);
+        if (auto r = manager->pin(req.pool, on); !r) return failure(wire::ErrorCode::kUnknownPool, r.error().message);
         ok.result = {{"pool", req.pool}, {"pinned", on}};
         return ok;
       }
       case Verb::kStop: {
         auto r = manager->stop_now(req.pool);
-        if (!r) return failure(r.error().code == ENOENT ? "unknown-pool" : "refused", r.error().message);
+        if (!r) return failure(r.error().code == ENOENT ? wire::ErrorCode::kUnknownPool : wire::ErrorCode::kRefused,
+                               r.error().message);
         ok.result = {{"pool", req.pool}, {"message", *r}};
         return ok;
       }
-      case Verb::kCheck: {
-        nlohmann::json pools = nlohmann::json::array();
-        bool all_ok = true;
-        for (const auto& a : manager->audit()) {
-          all_ok &= a.problems.empty();
-          pools.push_back(to_json(a));
-        }
-        ok.result = {{"ok", all_ok}, {"pools", pools}};
+      case Verb::kCheck:
+        ok.result = wire::audits_to_json(manager->audit());
         return ok;
-      }
       case Verb::kReload: {
-        if (auto r = reload(); !r) return failure("failed", r.error().message);
+        if (auto r = reload(); !r) return failure(wire::ErrorCode::kFailed, r.error().message);
         ok.result = {{"message", "configuration reloaded"}};
         return ok;
       }
     }
-    return failure("bad-request", "unhandled verb");
+    return failure(wire::ErrorCode::kBadRequest, "unhandled verb");
   }
 };
 
@@ -330,7 +321,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(const Invocation& invocation, std
     auto respond = [d](std::string_view in) {
       return wire::respond_http(in, [d] {
         d->manager->refresh();
-        return metrics::render(metrics::build(d->metrics_snapshot()));
+        return metrics::render(metrics::build(d->model()));
       });
     };
     auto endpoint = StreamServer::serve("metrics endpoint " + config.metrics_listen, std::move(*fd), impl->epoll.get(),

@@ -281,10 +281,10 @@ void PoolManager::refresh_service(Pool& pool, Result<sys::ServiceUnit> svc) {
   }
   if (!was_down && pool.down) {
     if (pool.stop_requested) {
-      ++pool.stops_by_reason[pool.stop_reason];
+      ++pool.stops[static_cast<size_t>(pool.stop_cause)];
       pool.stopped_by_us = true;
       pool.memory_released_bytes += pool.memory_at_stop.value_or(0);
-      spdlog::info("{} stopped ({}; {} KiB released)", pool.unit, pool.stop_reason,
+      spdlog::info("{} stopped ({}; {} KiB released)", pool.unit, status::to_string(pool.stop_cause),
                    pool.memory_at_stop.value_or(0) / 1024);
       // The next first use dates its wake.
       for (const auto& l : pool.listeners)
@@ -574,20 +574,21 @@ void PoolManager::stop(Pool& pool, MonoTime now) {
   std::string idle = seconds_ago(now, pool.last_activity.value_or(std::max(pool.service.active_enter, pool.watched_since)));
   if (config_.dry_run) {
     spdlog::info("dry run: would stop {} (idle for {})", pool.unit, idle);
-    pool.decision = Decision{Decision::Kind::kNever, std::nullopt, "dry run: would stop (idle for " + idle + ")"};
+    pool.decision = never_because(Rule::kDryRun);
+    pool.decision.since = pool.last_activity.value_or(std::max(pool.service.active_enter, pool.watched_since));
     return;
   }
   pool.memory_at_stop = deps_.memory(pool.service.control_group);
   if (auto r = deps_.systemd.stop(pool.unit); !r) {
     ++stats_.bus_errors;
     spdlog::warn("cannot stop {}: {}, trying again later", pool.unit, r.error().message);
-    pool.decision = Decision{Decision::Kind::kWait, now + std::chrono::seconds(30), "stop failed: " + r.error().message};
+    pool.decision = wait_because(Rule::kStopFailed, now + std::chrono::seconds(30), r.error().message);
     return;
   }
   spdlog::info("stopping {}: idle for {}, nothing in flight ({})", pool.unit, idle,
                config_.stop_method == StopMethod::kSystemctl ? "systemctl stop --no-block" : "StopUnit over D-Bus");
   pool.stop_requested = true;
-  pool.stop_reason = pool.decision.reason;
+  pool.stop_cause = pool.decision.rule == Rule::kOperator ? status::StopCause::kOperator : status::StopCause::kIdle;
 }
 
 void PoolManager::repair_stall(Pool& pool, const PoolSnapshot& snap, MonoTime now) {
@@ -595,7 +596,7 @@ void PoolManager::repair_stall(Pool& pool, const PoolSnapshot& snap, MonoTime no
   if (!pool.nudge_on_stall) {
     if (pool.stall_reported) return;
     pool.stall_reported = true;
-    ++pool.stalls_by_action["reported"];
+    ++pool.stalls[static_cast<size_t>(status::StallAction::kReported)];
     spdlog::warn("{}: stalled: {} connection(s) queued for {} with none accepted and no worker to take them", pool.unit,
                  snap.queued_connections, queued_for);
     return;
@@ -618,7 +619,7 @@ void PoolManager::repair_stall(Pool& pool, const PoolSnapshot& snap, MonoTime no
                  "one connection (php-fpm's ondemand master forks only on a new connection, php bug #69724)",
                  pool.unit, c->second.backlog, l.address.to_string(), queued_for);
   }
-  ++pool.stalls_by_action[nudged ? "nudged" : "nudge-failed"];
+  ++pool.stalls[static_cast<size_t>(nudged ? status::StallAction::kNudged : status::StallAction::kNudgeFailed)];
   pool.stall_reported = true;
 }
 
@@ -671,26 +672,23 @@ std::optional<MonoTime> PoolManager::evaluate() {
   MonoTime now = deps_.now();
   dirty_ = false;
   if (!read_counters()) {
-    for (auto& [unit, pool] : pools_) pool.decision = Decision{Decision::Kind::kNever, std::nullopt, "probe unreadable"};
+    for (auto& [unit, pool] : pools_) pool.decision = never_because(Rule::kProbeUnreadable);
     return now + std::chrono::seconds(5);
   }
   std::optional<MonoTime> next;
   for (auto& [unit, pool] : pools_) {
     PoolSnapshot snap = snapshot(pool, last_counters_, now);
     Decision d = decide(snap, policy_for(unit), now);
-    bool dry_run_done = config_.dry_run && pool.decision.reason.rfind("dry run", 0) == 0 &&
-                        d.kind == Decision::Kind::kStop;
+    bool dry_run_done = config_.dry_run && pool.decision.rule == Rule::kDryRun && d.kind == Decision::Kind::kStop;
     if (dry_run_done) continue;  // reported once per idle period
     if (d.kind == Decision::Kind::kStop && !limiter_.try_take(now)) {
-      d = Decision{Decision::Kind::kWait, limiter_.next_available(now), "stop rate limit"};
-      ++stats_.deferred["rate-limit"];
+      d = wait_because(Rule::kRateLimit, limiter_.next_available(now));
+      ++stats_.deferred_rate_limit;
       spdlog::debug("{}: due, deferred by the stop rate limit", unit);
     }
-    if (d.kind == Decision::Kind::kWait && d.reason.rfind("in flight", 0) == 0 &&
-        pool.decision.reason.rfind("in flight", 0) != 0)
-      ++stats_.deferred["in-flight"];
-    if (d.kind != pool.decision.kind || d.reason.substr(0, 12) != pool.decision.reason.substr(0, 12))
-      spdlog::debug("{}: {} ({})", unit, to_string(d.kind), d.reason);
+    if (d.rule == Rule::kInFlight && pool.decision.rule != Rule::kInFlight) ++stats_.deferred_in_flight;
+    if (d.kind != pool.decision.kind || d.rule != pool.decision.rule)
+      spdlog::debug("{}: {} ({})", unit, to_string(d.kind), describe(d, now));
     pool.decision = d;
     if (pool.process_event_at) {
       // How fast a worker's exit turns into a decision (the process connector's timestamp to now).
@@ -745,18 +743,18 @@ Result<std::string> PoolManager::stop_now(const std::string& unit) {
   immediate.min_uptime = std::chrono::seconds(0);
   snap.watched_since = MonoTime{0};
   Decision d = decide(snap, immediate, now);
-  if (d.kind != Decision::Kind::kStop) return Error{"refused: " + d.reason, EPERM};
-  pool.decision = Decision{Decision::Kind::kStop, std::nullopt, "operator"};
+  if (d.kind != Decision::Kind::kStop) return Error{"refused: " + describe(d, now), EPERM};
+  pool.decision = stop_because(Rule::kOperator);
   stop(pool, now);
   if (config_.dry_run) return std::string("dry run: would stop ") + unit;
-  if (!pool.stop_requested) return Error{"systemd refused the stop: " + pool.decision.reason, EIO};
+  if (!pool.stop_requested) return Error{"systemd refused the stop: " + pool.decision.detail, EIO};
   return "stopping " + unit;
 }
 
-std::vector<PoolAudit> PoolManager::audit() const {
-  std::vector<PoolAudit> out;
+std::vector<status::Audit> PoolManager::audit() const {
+  std::vector<status::Audit> out;
   for (const auto& [unit, pool] : pools_) {
-    PoolAudit a;
+    status::Audit a;
     a.unit = unit;
     if (pool.sockets.empty()) a.problems.push_back("not socket-activated: no .socket unit triggers it, so it could not wake again");
     for (const auto& sock : pool.sockets)
@@ -778,30 +776,31 @@ void PoolManager::reconfigure(DaemonConfig config) {
   discover();
 }
 
-std::vector<PoolStatus> PoolManager::status() const {
-  std::vector<PoolStatus> out;
+std::vector<status::Pool> PoolManager::status() const {
+  std::vector<status::Pool> out;
   for (const auto& [unit, pool] : pools_) {
-    PoolStatus s;
+    status::Pool s;
     s.unit = unit;
     s.active_state = pool.service.active_state;
     s.sub_state = pool.service.sub_state;
+    s.kind = sys::runs_php_fpm(pool.service.exec_start) ? "php-fpm" : "generic";
     s.running = pool.service.running();
     for (const auto& l : pool.listeners) {
-      SocketStatus ss;
+      status::Socket ss;
       ss.unit = l.socket_unit;
-      ss.address = l.address;
+      ss.address = l.address.to_string();
       auto sock = std::find_if(pool.sockets.begin(), pool.sockets.end(), [&](const auto& x) { return x.name == l.socket_unit; });
       ss.listening = sock != pool.sockets.end() && sock->listening();
       if (l.id) {
         auto c = last_counters_.find(*l.id);
-        if (c != last_counters_.end()) ss.counters = c->second;
+        if (c != last_counters_.end())
+          ss.counters = status::SocketCounters{c->second.accepts, c->second.requests, c->second.active, c->second.backlog};
       }
       s.sockets.push_back(std::move(ss));
     }
-    s.processes = deps_.processes.processes(unit);
+    if (auto p = deps_.processes.processes(unit)) s.processes = status::Processes{p->processes, p->workers, p->main_pid};
     s.decision = pool.decision;
     s.policy = policy_for(unit);
-    s.pinned = s.policy.pinned;
     s.can_wake = pool.can_wake;
     s.memory_bytes = pool.memory_bytes;
     s.memory_released_bytes = pool.memory_released_bytes;
@@ -810,9 +809,9 @@ std::vector<PoolStatus> PoolManager::status() const {
     s.warnings = pool.safety.warnings;
     s.stop_requested = pool.stop_requested;
     s.last_activity = pool.last_activity;
-    s.stops_by_reason = pool.stops_by_reason;
+    s.stops = pool.stops;
     s.wakes = pool.wakes;
-    s.stalls_by_action = pool.stalls_by_action;
+    s.stalls = pool.stalls;
     out.push_back(std::move(s));
   }
   return out;
@@ -824,7 +823,7 @@ std::string PoolManager::summary() const {
   for (const auto& [unit, pool] : pools_) {
     if (pool.service.running()) ++running;
     if (pool.stopped_by_us) ++stopped;
-    for (const auto& [r, n] : pool.stops_by_reason) stops += n;
+    for (auto n : pool.stops) stops += n;
     wakes += pool.wakes;
   }
   return std::to_string(pools_.size()) + " pools: " + std::to_string(running) + " running, " +

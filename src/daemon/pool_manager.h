@@ -17,10 +17,10 @@
 #include "idlepool/core/php_fpm.h"
 #include "idlepool/core/policy.h"
 #include "idlepool/core/process_tracker.h"
+#include "idlepool/core/status.h"
 #include "idlepool/sys/probe.h"
 #include "idlepool/sys/process_watcher.h"
 #include "idlepool/sys/service_manager.h"
-#include "status.h"
 
 namespace idlepool::daemon {
 
@@ -33,6 +33,14 @@ using SocketPathCheck = std::function<bool(const std::string& path)>;
 using MemoryReader = std::function<std::optional<uint64_t>(const std::string& cgroup)>;
 // Opens and closes one connection to a listening socket (sys::nudge; tests record the calls).
 using Nudger = std::function<Result<void>(const SocketAddress& address)>;
+
+// Daemon-wide counts, for the status model.
+struct ManagerStats {
+  uint64_t deferred_rate_limit = 0;  // stops that were due and waited for the stop rate limit
+  uint64_t deferred_in_flight = 0;   // ... for work in flight
+  uint64_t bus_errors = 0;           // failed calls to systemd
+  uint64_t units_read = 0;           // service units read from systemd (discovery, starts, reloads)
+};
 
 class PoolManager {
  public:
@@ -73,10 +81,10 @@ class PoolManager {
   Result<void> pin(const std::string& unit, bool on);
   // Stops `unit` now if that is safe (every rule of the policy but the idle timeout); refuses with the reason.
   Result<std::string> stop_now(const std::string& unit);
-  std::vector<PoolAudit> audit() const;
+  std::vector<status::Audit> audit() const;
   bool has(const std::string& unit) const { return pools_.count(unit) > 0; }
 
-  std::vector<PoolStatus> status() const;
+  std::vector<status::Pool> status() const;
   const ManagerStats& stats() const { return stats_; }
   MonoTime now() const { return deps_.now(); }
   // One line for sd_notify STATUS=.
@@ -100,17 +108,17 @@ class PoolManager {
     bool in_watcher = false;
     bool stop_requested = false;
     bool stopped_by_us = false;
-    std::string stop_reason;
+    status::StopCause stop_cause = status::StopCause::kIdle;
     Decision decision;
     std::optional<MonoTime> last_activity;
-    std::map<std::string, uint64_t> stops_by_reason;
+    std::array<uint64_t, std::size(status::kStopCauses)> stops{};
     uint64_t wakes = 0;
     std::optional<uint64_t> memory_bytes;
     std::optional<uint64_t> memory_at_stop;
     uint64_t memory_released_bytes = 0;
     std::optional<MonoTime> waking_since;  // started by a connection after our stop: time its first use
     std::optional<MonoTime> process_event_at;  // a worker or main exit not yet followed by a decision
-    LatencyHistogram wake_latency;
+    status::LatencyHistogram wake_latency;
     bool can_wake = false;
     // Stalls (check_stall): connections queued with none accepted since `queued_since`. A stall starts only as the
     // last worker exits (php-fpm forks for every connection that arrives once it has none), so the daemon looks once,
@@ -125,7 +133,7 @@ class PoolManager {
     bool nudge_on_stall = false;  // a php-fpm ondemand pool: a new connection makes its master fork a worker
     std::optional<MonoTime> last_nudge;
     bool stall_reported = false;  // said once a stall (a report, or a failed nudge)
-    std::map<std::string, uint64_t> stalls_by_action;  // "nudged", "nudge-failed", "reported"
+    std::array<uint64_t, std::size(status::kStallActions)> stalls{};
   };
 
   // Sockets read ahead for a batch of pools (discovery), by unit name.

@@ -33,38 +33,35 @@ struct Families {
   }
 };
 
-double seconds(MonoTime d) { return std::chrono::duration<double>(d).count(); }
 
 }  // namespace
 
-std::vector<MetricFamily> build(const Snapshot& s) {
+std::vector<MetricFamily> build(const status::Model& s) {
+  const auto& d = s.daemon;
   Families f;
   auto& info = f.add("idlepool_build_info", "idlepool version", MetricType::Gauge);
-  info.metric.push_back(value({{"version", s.version}}, 1, MetricType::Gauge));
+  info.metric.push_back(value({{"version", d.version}}, 1, MetricType::Gauge));
 
   auto& tier = f.add("idlepool_probe_tier", "Hook tier of each probe counter (1 for the tier in use)", MetricType::Gauge);
-  for (auto [counter, t] : {std::pair{"accepts", s.tiers.accepts}, std::pair{"requests", s.tiers.requests},
-                            std::pair{"tcp_closes", s.tiers.tcp_closes}, std::pair{"unix_closes", s.tiers.unix_closes}})
-    tier.metric.push_back(value({{"counter", counter}, {"tier", std::string(sys::to_string(t))}}, 1, MetricType::Gauge));
+  for (auto [counter, t] : {std::pair{"accepts", &d.probe.accepts}, std::pair{"requests", &d.probe.requests},
+                            std::pair{"tcp_closes", &d.probe.tcp_closes}, std::pair{"unix_closes", &d.probe.unix_closes}})
+    tier.metric.push_back(value({{"counter", counter}, {"tier", *t}}, 1, MetricType::Gauge));
 
   f.add("idlepool_process_events_total", "Process-connector events read", MetricType::Counter)
-      .metric.push_back(value({}, static_cast<double>(s.processes.connector.events), MetricType::Counter));
+      .metric.push_back(value({}, static_cast<double>(d.processes.events), MetricType::Counter));
   f.add("idlepool_process_events_lost_total", "Process-connector events lost (netlink overruns)", MetricType::Counter)
-      .metric.push_back(value({}, static_cast<double>(s.processes.connector.lost), MetricType::Counter));
+      .metric.push_back(value({}, static_cast<double>(d.processes.lost), MetricType::Counter));
   f.add("idlepool_process_overruns_total", "Netlink receive-buffer overruns of the process connector",
         MetricType::Counter)
-      .metric.push_back(value({}, static_cast<double>(s.processes.connector.overruns), MetricType::Counter));
+      .metric.push_back(value({}, static_cast<double>(d.processes.overruns), MetricType::Counter));
   f.add("idlepool_process_resyncs_total", "Pools resynchronised from their cgroups", MetricType::Counter)
-      .metric.push_back(value({}, static_cast<double>(s.processes.resyncs), MetricType::Counter));
+      .metric.push_back(value({}, static_cast<double>(d.processes.resyncs), MetricType::Counter));
   f.add("idlepool_bus_errors_total", "Failed calls to systemd", MetricType::Counter)
-      .metric.push_back(value({}, static_cast<double>(s.manager.bus_errors), MetricType::Counter));
+      .metric.push_back(value({}, static_cast<double>(d.bus_errors), MetricType::Counter));
   auto& deferred = f.add("idlepool_decisions_deferred_total", "Stops that were due and waited, by why",
                          MetricType::Counter);
-  for (const char* why : {"rate-limit", "in-flight"}) {
-    auto it = s.manager.deferred.find(why);
-    deferred.metric.push_back(
-        value({{"reason", why}}, it == s.manager.deferred.end() ? 0 : static_cast<double>(it->second), MetricType::Counter));
-  }
+  for (auto [why, n] : {std::pair{"rate-limit", d.deferred_rate_limit}, std::pair{"in-flight", d.deferred_in_flight}})
+    deferred.metric.push_back(value({{"reason", why}}, static_cast<double>(n), MetricType::Counter));
 
   auto& up = f.add("idlepool_pool_up", "1 if the pool's service is running", MetricType::Gauge);
   auto& state = f.add("idlepool_pool_state", "The pool service's systemd state (1 for the current one)", MetricType::Gauge);
@@ -99,10 +96,10 @@ std::vector<MetricFamily> build(const Snapshot& s) {
     std::vector<ClientMetric::Label> pool{{"pool", p.unit}};
     up.metric.push_back(value(pool, p.running ? 1 : 0, MetricType::Gauge));
     state.metric.push_back(value({{"pool", p.unit}, {"state", p.active_state}}, 1, MetricType::Gauge));
-    pinned.metric.push_back(value(pool, p.pinned ? 1 : 0, MetricType::Gauge));
+    pinned.metric.push_back(value(pool, p.policy.pinned ? 1 : 0, MetricType::Gauge));
     safe.metric.push_back(value(pool, p.can_wake && !p.unsafe ? 1 : 0, MetricType::Gauge));
     for (const auto& sock : p.sockets) {
-      std::vector<ClientMetric::Label> labels{{"pool", p.unit}, {"socket", sock.address.to_string()}};
+      std::vector<ClientMetric::Label> labels{{"pool", p.unit}, {"socket", sock.address}};
       if (!sock.counters) continue;
       const auto& c = *sock.counters;
       accepts.metric.push_back(value(labels, static_cast<double>(c.accepts), MetricType::Counter));
@@ -117,31 +114,24 @@ std::vector<MetricFamily> build(const Snapshot& s) {
       processes.metric.push_back(value(pool, 0, MetricType::Gauge));
       workers.metric.push_back(value(pool, 0, MetricType::Gauge));
     }
-    if (p.last_activity) idle.metric.push_back(value(pool, seconds(s.now - *p.last_activity), MetricType::Gauge));
-    bool planned = p.decision.kind == Decision::Kind::kWait && p.decision.at &&
-                   (p.decision.reason.rfind("idle for", 0) == 0 || p.decision.reason.rfind("up for", 0) == 0);
-    if (planned) stop_in.metric.push_back(value(pool, std::max(0.0, seconds(*p.decision.at - s.now)), MetricType::Gauge));
-    stops.metric.push_back(value({{"pool", p.unit}, {"reason", "idle"}},
-                                 p.stops_by_reason.count("idle") ? static_cast<double>(p.stops_by_reason.at("idle")) : 0,
-                                 MetricType::Counter));
-    for (const auto& [reason, n] : p.stops_by_reason)
-      if (reason != "idle")
-        stops.metric.push_back(value({{"pool", p.unit}, {"reason", reason}}, static_cast<double>(n), MetricType::Counter));
+    if (p.last_activity) idle.metric.push_back(value(pool, to_seconds(s.now - *p.last_activity), MetricType::Gauge));
+    if (p.decision.stop_planned())
+      stop_in.metric.push_back(value(pool, std::max(0.0, to_seconds(*p.decision.at - s.now)), MetricType::Gauge));
+    for (auto cause : status::kStopCauses)
+      stops.metric.push_back(value({{"pool", p.unit}, {"reason", std::string(status::to_string(cause))}},
+                                   static_cast<double>(p.stops[static_cast<size_t>(cause)]), MetricType::Counter));
     wakes.metric.push_back(value(pool, static_cast<double>(p.wakes), MetricType::Counter));
-    for (const char* action : {"nudged", "nudge-failed", "reported"}) {
-      auto it = p.stalls_by_action.find(action);
-      stalls.metric.push_back(value({{"pool", p.unit}, {"action", action}},
-                                    it == p.stalls_by_action.end() ? 0 : static_cast<double>(it->second),
-                                    MetricType::Counter));
-    }
+    for (auto action : status::kStallActions)
+      stalls.metric.push_back(value({{"pool", p.unit}, {"action", std::string(status::to_string(action))}},
+                                    static_cast<double>(p.stalls[static_cast<size_t>(action)]), MetricType::Counter));
     ClientMetric h;
     h.label = pool;
     h.histogram.sample_count = p.wake_latency.count;
     h.histogram.sample_sum = p.wake_latency.sum;
     uint64_t cumulative = 0;
-    for (size_t i = 0; i < daemon::kWakeLatencyBucketCount; ++i) {
+    for (size_t i = 0; i < status::kWakeLatencyBucketCount; ++i) {
       cumulative += p.wake_latency.buckets[i];
-      h.histogram.bucket.push_back({cumulative, daemon::kWakeLatencyBuckets[i]});
+      h.histogram.bucket.push_back({cumulative, status::kWakeLatencyBuckets[i]});
     }
     h.histogram.bucket.push_back({p.wake_latency.count, std::numeric_limits<double>::infinity()});
     latency.metric.push_back(std::move(h));

@@ -1,4 +1,4 @@
-// Prometheus metrics of idlepoold: the metric families of the daemon's model, their text exposition, and the HTTP
+// Prometheus metrics of idlepoold: the metric families of the status model (core/status.h), their text exposition, and the HTTP
 // side of the endpoint. Reading metrics never touches a pool: everything comes from the daemon's own model (probe
 // counters, process tracking, systemd state).
 //
@@ -12,26 +12,12 @@
 #include <string>
 #include <vector>
 
-#include "idlepool/core/policy.h"
-#include "idlepool/result.h"
-#include "idlepool/sys/probe.h"
-#include "idlepool/sys/process_watcher.h"
-#include "status.h"
+#include "idlepool/core/status.h"
 
 namespace idlepool::metrics {
 
-// What one scrape shows, built on the loop thread.
-struct Snapshot {
-  std::vector<daemon::PoolStatus> pools;
-  daemon::ManagerStats manager;
-  sys::TierReport tiers;
-  sys::ProcessWatcherStats processes;
-  MonoTime now{0};
-  std::string version;
-};
-
-// The metric families for a snapshot (pure).
-std::vector<prometheus::MetricFamily> build(const Snapshot& snapshot);
+// The metric families for a status model (pure).
+std::vector<prometheus::MetricFamily> build(const status::Model& model);
 
 // The exposition of `families` in Prometheus' text format (version 0.0.4).
 std::string render(const std::vector<prometheus::MetricFamily>& families);

@@ -14,7 +14,18 @@ constexpr VerbName kVerbs[] = {
     {Verb::kCheck, "check", false},   {Verb::kReload, "reload", false},
 };
 
-Error bad(const std::string& code, const std::string& why) { return Error{code + ": " + why, EINVAL}; }
+ControlError bad(ErrorCode code, std::string why) { return ControlError{code, std::move(why)}; }
+
+struct CodeName {
+  ErrorCode code;
+  std::string_view name;
+};
+constexpr CodeName kCodes[] = {
+    {ErrorCode::kBadRequest, "bad-request"},   {ErrorCode::kUnsupportedVersion, "unsupported-version"},
+    {ErrorCode::kUnknownVerb, "unknown-verb"}, {ErrorCode::kUnknownPool, "unknown-pool"},
+    {ErrorCode::kRefused, "refused"},          {ErrorCode::kPermissionDenied, "permission-denied"},
+    {ErrorCode::kFailed, "failed"},
+};
 
 }  // namespace
 
@@ -24,39 +35,55 @@ std::string_view to_string(Verb verb) {
   return "?";
 }
 
+std::string_view to_string(ErrorCode code) {
+  for (const auto& c : kCodes)
+    if (c.code == code) return c.name;
+  return "failed";
+}
+
+ErrorCode parse_error_code(std::string_view name) {
+  for (const auto& c : kCodes)
+    if (c.name == name) return c.code;
+  return ErrorCode::kFailed;
+}
+
+bool verb_changes_state(Verb verb) {
+  return verb == Verb::kPin || verb == Verb::kUnpin || verb == Verb::kStop || verb == Verb::kReload;
+}
+
 bool verb_needs_pool(Verb verb) {
   for (const auto& v : kVerbs)
     if (v.verb == verb) return v.needs_pool;
   return false;
 }
 
-Result<ControlRequest> parse_control_request(std::string_view line) {
+Result<ControlRequest, ControlError> parse_control_request(std::string_view line) {
   if (line.size() > kMaxControlRequest)
-    return bad("bad-request", "request of " + std::to_string(line.size()) + " bytes, more than 64 KiB");
+    return bad(ErrorCode::kBadRequest, "request of " + std::to_string(line.size()) + " bytes, more than 64 KiB");
   auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return bad("bad-request", "not JSON");
-  if (!j.is_object()) return bad("bad-request", "not a JSON object");
+  if (j.is_discarded()) return bad(ErrorCode::kBadRequest, "not JSON");
+  if (!j.is_object()) return bad(ErrorCode::kBadRequest, "not a JSON object");
   auto version = j.find("version");
   if (version == j.end() || !version->is_number_integer())
-    return bad("bad-request", "missing integer \"version\"");
+    return bad(ErrorCode::kBadRequest, "missing integer \"version\"");
   if (version->get<int64_t>() != kControlVersion)
-    return bad("unsupported-version",
+    return bad(ErrorCode::kUnsupportedVersion,
                "protocol version " + std::to_string(version->get<int64_t>()) + ", this daemon speaks 1");
   auto verb = j.find("verb");
-  if (verb == j.end() || !verb->is_string()) return bad("bad-request", "missing string \"verb\"");
+  if (verb == j.end() || !verb->is_string()) return bad(ErrorCode::kBadRequest, "missing string \"verb\"");
   ControlRequest r;
   const std::string name = verb->get<std::string>();
   const VerbName* found = nullptr;
   for (const auto& v : kVerbs)
     if (name == v.name) found = &v;
-  if (!found) return bad("unknown-verb", "unknown verb '" + name.substr(0, 64) + "'");
+  if (!found) return bad(ErrorCode::kUnknownVerb, "unknown verb '" + name.substr(0, 64) + "'");
   r.verb = found->verb;
   auto pool = j.find("pool");
   if (pool != j.end()) {
-    if (!pool->is_string()) return bad("bad-request", "\"pool\" is not a string");
+    if (!pool->is_string()) return bad(ErrorCode::kBadRequest, "\"pool\" is not a string");
     r.pool = pool->get<std::string>();
   }
-  if (found->needs_pool && r.pool.empty()) return bad("bad-request", "verb '" + name + "' needs a \"pool\"");
+  if (found->needs_pool && r.pool.empty()) return bad(ErrorCode::kBadRequest, "verb '" + name + "' needs a \"pool\"");
   return r;
 }
 
@@ -71,8 +98,8 @@ std::string encode_control_response(const ControlResponse& response) {
   if (response.ok) {
     j["result"] = response.result;
   } else {
-    j["code"] = response.code;
-    j["error"] = response.error;
+    j["code"] = std::string(to_string(response.error.code));
+    j["error"] = response.error.message;
   }
   // Invalid UTF-8 in a unit name or message must not make dump() throw.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
@@ -91,19 +118,18 @@ Result<ControlResponse> parse_control_response(std::string_view line) {
   if (r.ok) {
     r.result = j.value("result", nlohmann::json());
   } else {
-    r.code = j.value("code", std::string("failed"));
-    r.error = j.value("error", std::string());
+    auto code = j.find("code");
+    auto error = j.find("error");
+    r.error.code = code != j.end() && code->is_string() ? parse_error_code(code->get<std::string>()) : ErrorCode::kFailed;
+    r.error.message = error != j.end() && error->is_string() ? error->get<std::string>() : std::string();
   }
   return r;
 }
 
-ControlResponse control_error(const Error& parse_error) {
+ControlResponse control_failure(ControlError error) {
   ControlResponse r;
   r.ok = false;
-  const std::string& m = parse_error.message;
-  size_t colon = m.find(": ");
-  r.code = colon == std::string::npos ? "bad-request" : m.substr(0, colon);
-  r.error = colon == std::string::npos ? m : m.substr(colon + 2);
+  r.error = std::move(error);
   return r;
 }
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "idlepool/wire/status_json.h"
 #include "render.h"
 
 namespace idlepool::wire {
@@ -26,30 +27,30 @@ TEST(ControlProtocol, RequestsRoundTrip) {
 TEST(ControlProtocol, BadRequestsGetACodeAndAReason) {
   struct Case {
     std::string line;
-    const char* code;
+    ErrorCode code;
     const char* says;
   };
   std::vector<Case> cases = {
-      {"hello", "bad-request", "not JSON"},
-      {"[1,2]", "bad-request", "not a JSON object"},
-      {R"({"verb":"status"})", "bad-request", "version"},
-      {R"({"version":"1","verb":"status"})", "bad-request", "version"},
-      {R"({"version":2,"verb":"status"})", "unsupported-version", "protocol version 2"},
-      {R"({"version":1})", "bad-request", "verb"},
-      {R"({"version":1,"verb":"explode"})", "unknown-verb", "unknown verb 'explode'"},
-      {R"({"version":1,"verb":"show"})", "bad-request", "needs a \"pool\""},
-      {R"({"version":1,"verb":"stop","pool":7})", "bad-request", "not a string"},
-      {std::string(70000, 'x'), "bad-request", "more than 64 KiB"},
-      {std::string("{\"version\":1,\"verb\":\"st\xff\xfe\"}"), "bad-request", ""},
+      {"hello", ErrorCode::kBadRequest, "not JSON"},
+      {"[1,2]", ErrorCode::kBadRequest, "not a JSON object"},
+      {R"({"verb":"status"})", ErrorCode::kBadRequest, "version"},
+      {R"({"version":"1","verb":"status"})", ErrorCode::kBadRequest, "version"},
+      {R"({"version":2,"verb":"status"})", ErrorCode::kUnsupportedVersion, "protocol version 2"},
+      {R"({"version":1})", ErrorCode::kBadRequest, "verb"},
+      {R"({"version":1,"verb":"explode"})", ErrorCode::kUnknownVerb, "unknown verb 'explode'"},
+      {R"({"version":1,"verb":"show"})", ErrorCode::kBadRequest, "needs a \"pool\""},
+      {R"({"version":1,"verb":"stop","pool":7})", ErrorCode::kBadRequest, "not a string"},
+      {std::string(70000, 'x'), ErrorCode::kBadRequest, "more than 64 KiB"},
+      {std::string("{\"version\":1,\"verb\":\"st\xff\xfe\"}"), ErrorCode::kBadRequest, ""},
   };
   for (const auto& c : cases) {
     auto r = parse_control_request(c.line);
     ASSERT_FALSE(r.ok()) << c.line.substr(0, 40);
-    auto response = control_error(r.error());
+    auto response = control_failure(r.error());
     EXPECT_FALSE(response.ok);
     if (c.line.find('\xff') == std::string::npos) {
-      EXPECT_EQ(response.code, c.code) << c.line.substr(0, 40) << ": " << r.error().message;
-      EXPECT_NE(response.error.find(c.says), std::string::npos) << response.error;
+      EXPECT_EQ(response.error.code, c.code) << c.line.substr(0, 40) << ": " << r.error().message;
+      EXPECT_NE(response.error.message.find(c.says), std::string::npos) << response.error.message;
     }
     // Whatever it was, the answer is one line of valid JSON.
     auto line = encode_control_response(response);
@@ -65,41 +66,57 @@ TEST(ControlProtocol, ResponsesRoundTrip) {
   ASSERT_TRUE(back.ok());
   EXPECT_TRUE(back->ok);
   EXPECT_EQ(back->result["pools"][0], "a.service");
-  ControlResponse err;
-  err.ok = false;
-  err.code = "unknown-pool";
-  err.error = "no pool named x";
+  ControlResponse err = control_failure({ErrorCode::kUnknownPool, "no pool named x"});
   back = parse_control_response(encode_control_response(err));
   ASSERT_TRUE(back.ok());
   EXPECT_FALSE(back->ok);
-  EXPECT_EQ(back->code, "unknown-pool");
+  EXPECT_EQ(back->error.code, ErrorCode::kUnknownPool);
+  EXPECT_EQ(back->error.message, "no pool named x");
+  EXPECT_EQ(parse_error_code("a-code-from-a-newer-daemon"), ErrorCode::kFailed);
+  for (auto code : {ErrorCode::kBadRequest, ErrorCode::kUnsupportedVersion, ErrorCode::kUnknownVerb,
+                    ErrorCode::kUnknownPool, ErrorCode::kRefused, ErrorCode::kPermissionDenied, ErrorCode::kFailed})
+    EXPECT_EQ(parse_error_code(to_string(code)), code);
   EXPECT_FALSE(parse_control_response("garbage").ok());
   EXPECT_FALSE(parse_control_response(R"({"version":9,"ok":true})").ok());
 }
 
 TEST(CtlRender, StatusTableAndDurations) {
-  nlohmann::json result = {
-      {"summary", "2 pools"},
-      {"pools",
-       {{{"pool", "php-fpm@a.service"}, {"state", "active"}, {"processes", 3}, {"active", 1}, {"accepts", 10},
-         {"requests", 12}, {"idle_seconds", 75.2}, {"stops_in_seconds", 224.8}, {"not_stopping_because", nullptr},
-         {"unsafe", nullptr}},
-        {{"pool", "php-fpm@naive.service"}, {"state", "active"}, {"processes", 1}, {"active", 0}, {"accepts", 1},
-         {"requests", nullptr}, {"idle_seconds", nullptr}, {"stops_in_seconds", nullptr},
-         {"not_stopping_because", "unsafe: ..."}, {"unsafe", "listens on its own path"}}}}};
-  auto text = ctl::render_status(result, {});
+  using namespace std::chrono_literals;
+  status::Model m;
+  m.now = std::chrono::duration_cast<MonoTime>(10000s);
+  m.summary = "2 pools";
+  status::Pool a;
+  a.unit = "php-fpm@a.service";
+  a.active_state = "active";
+  a.processes = status::Processes{3, 2, 100};
+  a.sockets.push_back({"php-fpm@a.socket", "/run/php/a.sock", true, status::SocketCounters{10, 12, 1, 0}});
+  a.last_activity = m.now - std::chrono::duration_cast<MonoTime>(std::chrono::duration<double>(75.2));
+  a.decision = wait_because(Rule::kIdleTimeout, m.now + std::chrono::duration_cast<MonoTime>(std::chrono::duration<double>(224.8)));
+  status::Pool n;
+  n.unit = "php-fpm@naive.service";
+  n.active_state = "active";
+  n.processes = status::Processes{1, 0, 7};
+  n.sockets.push_back({"php-fpm@naive.socket", "/run/php/naive.sock", true, status::SocketCounters{1, std::nullopt, 0, 0}});
+  n.unsafe = "listens on its own path";
+  n.decision = never_because(Rule::kUnsafe, "listens on its own path");
+  m.pools = {a, n};
+  auto text = ctl::render_status(m, {});
   EXPECT_NE(text.find("POOL"), std::string::npos);
   EXPECT_NE(text.find("php-fpm@a.service"), std::string::npos);
-  EXPECT_NE(text.find("1m 15s"), std::string::npos);
-  EXPECT_NE(text.find("3m 45s"), std::string::npos);
+  EXPECT_NE(text.find("1m 15s"), std::string::npos) << text;
+  EXPECT_NE(text.find("3m 45s"), std::string::npos) << text;
   EXPECT_NE(text.find("unsafe: listens on its own path"), std::string::npos);
   EXPECT_NE(text.find("2 pools listed."), std::string::npos);
-  auto bare = ctl::render_status(result, {false});
+  auto bare = ctl::render_status(m, {false});
   EXPECT_EQ(bare.find("POOL"), std::string::npos);
   EXPECT_EQ(bare.find("listed"), std::string::npos);
-  EXPECT_EQ(ctl::format_duration(nlohmann::json(3700)), "1h 1m");
-  EXPECT_EQ(ctl::format_duration(nlohmann::json()), "-");
-  EXPECT_EQ(ctl::format_bytes(nlohmann::json(16 * 1024 * 1024)), "16M");
+  // The same table from the model as it travels: encoded by the daemon, decoded by idlepoolctl.
+  auto back = status_from_json(status_to_json(m));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(ctl::render_status(*back, {}), text);
+  EXPECT_EQ(ctl::format_duration(3700.0), "1h 1m");
+  EXPECT_EQ(ctl::format_duration(std::nullopt), "-");
+  EXPECT_EQ(ctl::format_bytes(16u * 1024 * 1024), "16M");
 }
 
 }  // namespace

@@ -9,50 +9,45 @@ namespace {
 
 using namespace std::chrono_literals;
 
-Snapshot populated() {
-  Snapshot s;
-  s.version = "0.1.0";
+status::Model populated() {
+  status::Model s;
+  s.daemon.version = "0.1.0";
   s.now = std::chrono::duration_cast<MonoTime>(1000s);
-  s.tiers.accepts = s.tiers.requests = s.tiers.tcp_closes = sys::Tier::kSock;
-  s.tiers.unix_closes = sys::Tier::kUnavailable;
-  s.manager.deferred["rate-limit"] = 2;
-  s.manager.bus_errors = 1;
-  daemon::PoolStatus p;
+  s.daemon.probe = {"sock", "sock", "sock", "unavailable"};
+  s.daemon.deferred_rate_limit = 2;
+  s.daemon.bus_errors = 1;
+  status::Pool p;
   p.unit = "php-fpm@a.service";
   p.active_state = "active";
   p.running = true;
   p.can_wake = true;
-  daemon::SocketStatus sock;
+  status::Socket sock;
   sock.unit = "php-fpm@a.socket";
-  sock.address = *parse_socket_address("/run/php/a.sock");
+  sock.address = "/run/php/a.sock";
   sock.listening = true;
-  sys::ListenerSnapshot c;
-  c.accepts = 7;
-  c.requests = 9;
-  c.active = 1;
-  c.backlog = 0;
-  sock.counters = c;
+  sock.counters = status::SocketCounters{7, 9, 1, 0};
   p.sockets.push_back(sock);
-  p.processes = PoolProcesses{3, 2, true, 100};
+  p.processes = status::Processes{3, 2, 100};
   p.last_activity = s.now - 30s;
-  p.decision = Decision{Decision::Kind::kWait, s.now + 270s, "idle for 30s of 300s"};
-  p.stops_by_reason["idle"] = 4;
-  p.stops_by_reason["operator"] = 1;
+  p.decision = wait_because(Rule::kIdleTimeout, s.now + 270s);
+  p.decision.since = s.now - 30s;
+  p.decision.limit = 300s;
+  p.stops[static_cast<size_t>(status::StopCause::kIdle)] = 4;
+  p.stops[static_cast<size_t>(status::StopCause::kOperator)] = 1;
   p.wakes = 3;
   p.wake_latency.observe(0.3);
   p.wake_latency.observe(2.0);
   p.memory_bytes = 16u << 20;
   p.memory_released_bytes = 64u << 20;
   s.pools.push_back(p);
-  daemon::PoolStatus q;  // a stopped pool whose tier cannot count requests
+  status::Pool q;  // a stopped pool whose tier cannot count requests
   q.unit = "php-fpm@b.service";
   q.active_state = "inactive";
-  daemon::SocketStatus qs;
-  qs.address = *parse_socket_address("127.0.0.1:8888");
-  sys::ListenerSnapshot qc;
-  qc.accepts = 2;
-  qs.counters = qc;
+  status::Socket qs;
+  qs.address = "127.0.0.1:8888";
+  qs.counters = status::SocketCounters{2, std::nullopt, 0, 0};
   q.sockets.push_back(qs);
+  q.decision = wait_because(Rule::kInFlight, s.now + 5s);  // planned stops only show while waiting for idleness
   s.pools.push_back(q);
   return s;
 }
@@ -78,6 +73,8 @@ TEST(Metrics, FamiliesCarryTheModel) {
   EXPECT_TRUE(has("idlepool_memory_released_bytes_total 67108864"));
   EXPECT_TRUE(has("idlepool_probe_tier{counter=\"unix_closes\",tier=\"unavailable\"} 1"));
   EXPECT_TRUE(has("idlepool_decisions_deferred_total{reason=\"rate-limit\"} 2"));
+  EXPECT_EQ(text.find("idlepool_pool_stop_in_seconds{pool=\"php-fpm@b.service\""), std::string::npos)
+      << "no stop is planned for a pool with work in flight";
 }
 
 }  // namespace

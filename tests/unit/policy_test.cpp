@@ -29,7 +29,8 @@ struct Case {
   MonoTime now;
   Kind kind;
   std::optional<MonoTime> at;
-  const char* reason;  // substring
+  Rule rule;
+  const char* text;  // its rendering, a substring
 };
 
 PoolSnapshot with(PoolSnapshot p, void (*edit)(PoolSnapshot&)) {
@@ -44,51 +45,73 @@ std::vector<Case> cases() {
   PoolPolicy long_uptime;
   long_uptime.min_uptime = 3600s;
   return {
-      {"idle long enough: stop", idle_pool(), five_min, at(2300s), Kind::kStop, {}, "idle"},
+      {"idle long enough: stop", idle_pool(), five_min, at(2300s), Kind::kStop, {}, Rule::kIdle, "idle"},
       {"not yet idle long enough: wait for the deadline", idle_pool(), five_min, at(2299s), Kind::kWait, at(2300s),
-       "idle for 299s of 300s"},
+       Rule::kIdleTimeout, "idle for 299s of 300s"},
       {"no activity since start: idle from the start", with(idle_pool(), [](PoolSnapshot& p) { p.last_activity.reset(); }),
-       five_min, at(1300s), Kind::kStop, {}, "idle"},
+       five_min, at(1300s), Kind::kStop, {}, Rule::kIdle, "idle"},
       {"not running", with(idle_pool(), [](PoolSnapshot& p) { p.running = false; }), five_min, at(9000s), Kind::kNever,
-       {}, "not running"},
+       {}, Rule::kNotRunning, "not running"},
       {"stop in progress", with(idle_pool(), [](PoolSnapshot& p) { p.stop_in_progress = true; }), five_min, at(9000s),
-       Kind::kNever, {}, "stop in progress"},
-      {"pinned", idle_pool(), pinned, at(9000s), Kind::kNever, {}, "pinned"},
+       Kind::kNever, {}, Rule::kStopInProgress, "stop in progress"},
+      {"pinned", idle_pool(), pinned, at(9000s), Kind::kNever, {}, Rule::kPinned, "pinned"},
       {"cannot wake again",
        with(idle_pool(),
             [](PoolSnapshot& p) {
               p.can_wake = false;
               p.cannot_wake_reason = "no .socket unit triggers it";
             }),
-       five_min, at(9000s), Kind::kNever, {}, "cannot wake again: no .socket unit triggers it"},
+       five_min, at(9000s), Kind::kNever, {}, Rule::kCannotWake,
+       "cannot wake again: no .socket unit triggers it"},
       {"unsafe unix pool", with(idle_pool(), [](PoolSnapshot& p) { p.unsafe_reason = "listens on the unit's path"; }),
-       five_min, at(9000s), Kind::kNever, {}, "unsafe: listens on the unit's path"},
+       five_min, at(9000s), Kind::kNever, {}, Rule::kUnsafe, "unsafe: listens on the unit's path"},
       {"daemon restarted: a whole window of its own first",
        with(idle_pool(), [](PoolSnapshot& p) { p.watched_since = at(5000s); }), five_min, at(5100s), Kind::kWait,
-       at(5300s), "idle for 100s"},
+       at(5300s), Rule::kIdleTimeout, "idle for 100s"},
       {"daemon restarted: stops after its own window",
        with(idle_pool(), [](PoolSnapshot& p) { p.watched_since = at(5000s); }), five_min, at(5300s), Kind::kStop, {},
-       "idle"},
+       Rule::kIdle, "idle"},
       {"min-uptime not reached", with(idle_pool(), [](PoolSnapshot& p) { p.last_activity.reset(); }), long_uptime,
-       at(1300s), Kind::kWait, at(4600s), "min-uptime 3600s"},
+       at(1300s), Kind::kWait, at(4600s), Rule::kMinUptime, "min-uptime 3600s"},
       {"active connection at the deadline: look again in 5s",
        with(idle_pool(), [](PoolSnapshot& p) { p.active_connections = 1; }), five_min, at(2300s), Kind::kWait,
-       at(2305s), "in flight: 1 active, 0 queued"},
+       at(2305s), Rule::kInFlight, "in flight: 1 active, 0 queued"},
       {"queued connection at the deadline: never stop",
        with(idle_pool(), [](PoolSnapshot& p) { p.queued_connections = 2; }), five_min, at(2400s), Kind::kWait,
-       at(2405s), "0 active, 2 queued"},
+       at(2405s), Rule::kInFlight, "0 active, 2 queued"},
       {"busy workers alone do not keep it (static pools keep idle workers)",
-       with(idle_pool(), [](PoolSnapshot& p) { p.workers = 5; }), five_min, at(2300s), Kind::kStop, {}, "idle"},
+       with(idle_pool(), [](PoolSnapshot& p) { p.workers = 5; }), five_min, at(2300s), Kind::kStop, {}, Rule::kIdle, "idle"},
   };
 }
 
 TEST(Policy, Table) {
   for (const auto& c : cases()) {
     Decision d = decide(c.pool, c.policy, c.now);
-    EXPECT_EQ(d.kind, c.kind) << c.name << ": " << d.reason;
+    std::string text = describe(d, c.now);
+    EXPECT_EQ(d.kind, c.kind) << c.name << ": " << text;
     EXPECT_EQ(d.at, c.at) << c.name;
-    EXPECT_NE(d.reason.find(c.reason), std::string::npos) << c.name << ": " << d.reason;
+    EXPECT_EQ(d.rule, c.rule) << c.name << ": " << text;
+    EXPECT_NE(text.find(c.text), std::string::npos) << c.name << ": " << text;
   }
+}
+
+TEST(Policy, RulesHaveStableNamesBothWays) {
+  for (Rule r : kAllRules) {
+    ASSERT_NE(to_string(r), "?");
+    EXPECT_EQ(parse_rule(to_string(r)), r) << to_string(r);
+  }
+  EXPECT_EQ(parse_rule("idle for 12s"), std::nullopt) << "a rendering is not a rule";
+  EXPECT_EQ(parse_decision_kind("wait"), Kind::kWait);
+  EXPECT_EQ(parse_decision_kind("later"), std::nullopt);
+}
+
+TEST(Policy, StopPlannedOnlyWhileWaitingForTheIdleWindow) {
+  PoolPolicy p;
+  EXPECT_TRUE(decide(idle_pool(), p, at(2100s)).stop_planned());
+  PoolSnapshot busy = idle_pool();
+  busy.active_connections = 1;
+  EXPECT_FALSE(decide(busy, p, at(2400s)).stop_planned()) << "in flight: nothing is planned";
+  EXPECT_FALSE(wait_because(Rule::kRateLimit, at(2400s)).stop_planned());
 }
 
 TEST(Policy, InFlightRecheckIsShorterForShortTimeouts) {

@@ -229,13 +229,21 @@ class PoolManagerTest : public ::testing::Test {
       clock += step;
     }
   }
-  const PoolStatus& status_of(PoolManager& m, const std::string& unit) {
+  const status::Pool& status_of(PoolManager& m, const std::string& unit) {
     statuses_ = m.status();
     for (const auto& s : statuses_)
       if (s.unit == unit) return s;
     throw std::runtime_error("no pool " + unit);
   }
-  std::vector<PoolStatus> statuses_;
+  // Its decision as idlepoolctl would print it.
+  std::string reason_of(PoolManager& m, const std::string& unit) { return describe(status_of(m, unit).decision, clock); }
+  uint64_t stops_of(PoolManager& m, const std::string& unit, status::StopCause c = status::StopCause::kIdle) {
+    return status_of(m, unit).stops[static_cast<size_t>(c)];
+  }
+  uint64_t stalls_of(PoolManager& m, const std::string& unit, status::StallAction a) {
+    return status_of(m, unit).stalls[static_cast<size_t>(a)];
+  }
+  std::vector<status::Pool> statuses_;
 };
 
 TEST_F(PoolManagerTest, DiscoversPoolsWithTheirSocketsAndSkipsUnknownUnits) {
@@ -250,7 +258,7 @@ TEST_F(PoolManagerTest, DiscoversPoolsWithTheirSocketsAndSkipsUnknownUnits) {
   ASSERT_EQ(st.size(), 2u);
   EXPECT_EQ(st[0].unit, "php-fpm@a.service");
   ASSERT_EQ(st[0].sockets.size(), 1u);
-  EXPECT_EQ(st[0].sockets[0].address.to_string(), "/run/php/php-fpm@a.sock");
+  EXPECT_EQ(st[0].sockets[0].address, "/run/php/php-fpm@a.sock");
   EXPECT_EQ(probe.listeners.size(), 2u);
   EXPECT_EQ(probe.batches, 1) << "every new pool's sockets registered in one call (one socket dump for a thousand pools)";
   EXPECT_EQ(processes.pools.size(), 2u);
@@ -301,7 +309,7 @@ TEST_F(PoolManagerTest, SignalValuesAreAppliedWithoutReadingAndAStartIsReadOnce)
   m->on_unit_events(systemd.take_events());
   EXPECT_EQ(systemd.service_reads, 0) << "a stop is followed from the signals alone";
   EXPECT_EQ(systemd.socket_reads, 0);
-  EXPECT_EQ(status_of(*m, "php-fpm@a.service").stops_by_reason.at("idle"), 1u);
+  EXPECT_EQ(stops_of(*m, "php-fpm@a.service"), 1u);
   EXPECT_FALSE(processes.pools.count("php-fpm@a.service"));
   // The wake: read once as it comes up (its cgroup), then signals again.
   systemd.service_units["php-fpm@a.service"].active_enter = clock;
@@ -336,11 +344,11 @@ TEST_F(PoolManagerTest, ADaemonReloadReadsEveryPoolAgain) {
   m->on_unit_events({{sys::UnitEvent::Kind::kReloaded, {}, {}}});
   const auto& st = status_of(*m, "php-fpm@a.service");
   ASSERT_EQ(st.sockets.size(), 2u);
-  EXPECT_EQ(st.sockets[1].address.to_string(), "127.0.0.1:9001");
+  EXPECT_EQ(st.sockets[1].address, "127.0.0.1:9001");
   clock += 1h;
   m->evaluate();
   EXPECT_EQ(std::count(systemd.stopped.begin(), systemd.stopped.end(), "php-fpm@a.service"), 0)
-      << "judged again after the reload: " << status_of(*m, "php-fpm@a.service").decision.reason;
+      << "judged again after the reload: " << reason_of(*m, "php-fpm@a.service");
 }
 
 TEST_F(PoolManagerTest, StopsAnIdlePoolOnceAndCountsTheStopAndTheWake) {
@@ -360,7 +368,7 @@ TEST_F(PoolManagerTest, StopsAnIdlePoolOnceAndCountsTheStopAndTheWake) {
   m->on_unit_events(systemd.take_events());
   systemd.set_state("php-fpm@a.service", "inactive", "dead");
   m->on_unit_events(systemd.take_events());
-  EXPECT_EQ(status_of(*m, "php-fpm@a.service").stops_by_reason.at("idle"), 1u);
+  EXPECT_EQ(stops_of(*m, "php-fpm@a.service"), 1u);
   EXPECT_FALSE(processes.pools.count("php-fpm@a.service"));
   systemd.service_units["php-fpm@a.service"].active_enter = clock;
   systemd.set_state("php-fpm@a.service", "active", "running");
@@ -383,7 +391,7 @@ TEST_F(PoolManagerTest, ActivityAndWorkInFlightKeepAPoolRunning) {
   auto next = m->evaluate();
   EXPECT_TRUE(systemd.stopped.empty()) << "a connection is in flight";
   EXPECT_EQ(next, clock + 5s);
-  EXPECT_NE(status_of(*m, "php-fpm@a.service").decision.reason.find("in flight"), std::string::npos);
+  EXPECT_NE(reason_of(*m, "php-fpm@a.service").find("in flight"), std::string::npos);
   probe.at("/run/php/php-fpm@a.sock").active = 0;
   m->evaluate();
   EXPECT_EQ(systemd.stopped.size(), 1u);
@@ -416,7 +424,7 @@ TEST_F(PoolManagerTest, DryRunOnlySaysWhatItWouldDo) {
   m->evaluate();
   m->evaluate();
   EXPECT_TRUE(systemd.stopped.empty());
-  EXPECT_NE(status_of(*m, "php-fpm@a.service").decision.reason.find("dry run: would stop"), std::string::npos);
+  EXPECT_NE(reason_of(*m, "php-fpm@a.service").find("dry run: would stop"), std::string::npos);
 }
 
 TEST_F(PoolManagerTest, SafetyIsJudgedAgainAtEveryStart) {
@@ -432,8 +440,8 @@ TEST_F(PoolManagerTest, SafetyIsJudgedAgainAtEveryStart) {
   clock += 1h;
   m->evaluate();
   EXPECT_EQ(systemd.stopped.size(), 1u) << "not stopped again";
-  EXPECT_NE(status_of(*m, "php-fpm@a.service").decision.reason.find("the socket unit's own path"), std::string::npos)
-      << status_of(*m, "php-fpm@a.service").decision.reason;
+  EXPECT_NE(reason_of(*m, "php-fpm@a.service").find("the socket unit's own path"), std::string::npos)
+      << reason_of(*m, "php-fpm@a.service");
   // Mended, and a daemon-reload changed its unit: judged again, safe again.
   fpm_listen["/etc/php/php-fpm@a.conf"] = "/run/php/php-fpm@a.sock.inherited";
   systemd.service_units["php-fpm@a.service"].exec_start[0].push_back("--php-ini=/etc/php/a.ini");
@@ -458,11 +466,11 @@ TEST_F(PoolManagerTest, NeverStopsUnsafePinnedOrUnwakeablePools) {
   clock += 1h;
   m->evaluate();
   EXPECT_TRUE(systemd.stopped.empty());
-  EXPECT_NE(status_of(*m, "php-fpm@naive.service").decision.reason.find("the socket unit's own path"),
+  EXPECT_NE(reason_of(*m, "php-fpm@naive.service").find("the socket unit's own path"),
             std::string::npos);
-  EXPECT_EQ(status_of(*m, "php-fpm@pinned.service").decision.reason, "pinned");
-  EXPECT_NE(status_of(*m, "php-fpm@deaf.service").decision.reason.find("cannot wake again"), std::string::npos);
-  EXPECT_NE(status_of(*m, "php-fpm@unread.service").decision.reason.find("cannot open /etc/php/php-fpm@unread.conf"),
+  EXPECT_EQ(reason_of(*m, "php-fpm@pinned.service"), "pinned");
+  EXPECT_NE(reason_of(*m, "php-fpm@deaf.service").find("cannot wake again"), std::string::npos);
+  EXPECT_NE(reason_of(*m, "php-fpm@unread.service").find("cannot open /etc/php/php-fpm@unread.conf"),
             std::string::npos);
 }
 
@@ -484,7 +492,7 @@ TEST_F(PoolManagerTest, AVanishedSocketPathIsRestoredAndThePoolNeverStoppedAgain
   clock += 2h;
   m->evaluate();
   EXPECT_EQ(systemd.stopped.size(), 1u);
-  EXPECT_NE(status_of(*m, "php-fpm@a.service").decision.reason.find("vanished"), std::string::npos);
+  EXPECT_NE(reason_of(*m, "php-fpm@a.service").find("vanished"), std::string::npos);
 }
 
 TEST_F(PoolManagerTest, AnUnreadableProbeStopsNothing) {
@@ -614,7 +622,7 @@ TEST_F(PoolManagerTest, AStalledOndemandPoolIsNudgedOncePerStallTimeoutUntilItAc
   clock += 10s;
   m->evaluate();
   EXPECT_EQ(nudged.size(), 2u);
-  EXPECT_EQ(status_of(*m, "php-fpm@a.service").stalls_by_action.at("nudged"), 2u);
+  EXPECT_EQ(stalls_of(*m, "php-fpm@a.service", status::StallAction::kNudged), 2u);
   EXPECT_TRUE(systemd.stopped.empty()) << "never stopped with a connection queued";
 }
 
@@ -634,7 +642,7 @@ TEST_F(PoolManagerTest, QueuedConnectionsThatMoveOrHaveWorkersAreNoStall) {
   clock += 30s;
   m->evaluate();
   EXPECT_TRUE(nudged.empty());
-  EXPECT_TRUE(status_of(*m, "php-fpm@a.service").stalls_by_action.empty());
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").stalls, (std::array<uint64_t, 3>{}));
 }
 
 TEST_F(PoolManagerTest, AStalledPoolThatIsNotOndemandIsReportedOnceAndNotNudged) {
@@ -642,7 +650,7 @@ TEST_F(PoolManagerTest, AStalledPoolThatIsNotOndemandIsReportedOnceAndNotNudged)
   probe.at("/run/php/php-fpm@a.sock").backlog = 1;
   evaluate_every(*m, 6s, 5);
   EXPECT_TRUE(nudged.empty());
-  EXPECT_EQ(status_of(*m, "php-fpm@a.service").stalls_by_action.at("reported"), 1u) << "one report a stall";
+  EXPECT_EQ(stalls_of(*m, "php-fpm@a.service", status::StallAction::kReported), 1u) << "one report a stall";
 }
 
 TEST_F(PoolManagerTest, AFailedNudgeIsCountedApartAndTriedAgain) {
@@ -650,11 +658,11 @@ TEST_F(PoolManagerTest, AFailedNudgeIsCountedApartAndTriedAgain) {
   nudge_fails = true;
   probe.at("/run/php/php-fpm@a.sock").backlog = 1;
   evaluate_every(*m, 6s, 4);  // first seen, then stalled three times
-  EXPECT_EQ(status_of(*m, "php-fpm@a.service").stalls_by_action.at("nudge-failed"), 3u);
-  EXPECT_FALSE(status_of(*m, "php-fpm@a.service").stalls_by_action.count("nudged"));
+  EXPECT_EQ(stalls_of(*m, "php-fpm@a.service", status::StallAction::kNudgeFailed), 3u);
+  EXPECT_EQ(stalls_of(*m, "php-fpm@a.service", status::StallAction::kNudged), 0u);
   nudge_fails = false;
   evaluate_every(*m, 6s, 1);
-  EXPECT_EQ(status_of(*m, "php-fpm@a.service").stalls_by_action.at("nudged"), 1u);
+  EXPECT_EQ(stalls_of(*m, "php-fpm@a.service", status::StallAction::kNudged), 1u);
 }
 
 // Found by the wake benchmark: five stop-and-wake cycles within 10 s and systemd failed the socket unit for good

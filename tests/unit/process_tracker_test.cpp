@@ -10,18 +10,18 @@ namespace {
 
 using Kind = PoolEvent::Kind;
 
-wire::ProcEvent fork_of(int32_t parent, int32_t child, int32_t child_tgid = 0) {
-  wire::ProcEvent e;
-  e.kind = wire::ProcEvent::Kind::kFork;
+ProcEvent fork_of(int32_t parent, int32_t child, int32_t child_tgid = 0) {
+  ProcEvent e;
+  e.kind = ProcEvent::Kind::kFork;
   e.parent_pid = e.parent_tgid = parent;
   e.pid = child;
   e.tgid = child_tgid ? child_tgid : child;
   return e;
 }
 
-wire::ProcEvent exit_of(int32_t pid, uint32_t wait_status, int32_t tgid = 0) {
-  wire::ProcEvent e;
-  e.kind = wire::ProcEvent::Kind::kExit;
+ProcEvent exit_of(int32_t pid, uint32_t wait_status, int32_t tgid = 0) {
+  ProcEvent e;
+  e.kind = ProcEvent::Kind::kExit;
   e.pid = pid;
   e.tgid = tgid ? tgid : pid;
   e.exit_code = wait_status;
@@ -37,7 +37,7 @@ class Tracker : public ::testing::Test {
     // A php-fpm pool: master 100 (started by systemd, pid 1) with no workers yet.
     EXPECT_TRUE(t.sync("site.service", {{100, 1}}).empty());
   }
-  std::vector<PoolEvent> apply(const wire::ProcEvent& e) { return t.apply(e); }
+  std::vector<PoolEvent> apply(const ProcEvent& e) { return t.apply(e); }
   PoolProcesses counts() { return *t.processes("site.service"); }
   ProcessTracker t;
 };

@@ -1,18 +1,18 @@
 // When to stop a pool: a pure function of what is known about the pool and the time, so that every rule is tested
 // table-driven with a fake clock. No syscalls, no clocks, no files here; the daemon gathers the state and carries out
-// the decision.
+// the decision. A decision is a typed value (its rule and the figures behind it); its text is only its rendering.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
-namespace idlepool {
+#include "idlepool/core/time.h"
 
-// Monotonic time (CLOCK_MONOTONIC, the probe's clock), as a duration since boot.
-using MonoTime = std::chrono::nanoseconds;
+namespace idlepool {
 
 struct PoolPolicy {
   std::chrono::seconds idle_timeout{300};
@@ -46,6 +46,33 @@ struct PoolSnapshot {
   std::string start_limit_reason;
 };
 
+// Why a pool is stopped, or not (yet). Stable names (to_string) are what the control protocol and the metrics carry.
+enum class Rule : uint8_t {
+  kIdle,             // stop: idle for idle-timeout, nothing in flight
+  kOperator,         // stop: asked for by idlepoolctl stop
+  kNotRunning,       // never: its service is not running
+  kStopInProgress,   // never: a stop job is queued or running
+  kPinned,           // never: pinned by the configuration or idlepoolctl
+  kCannotWake,       // never: no listening socket unit could start it again
+  kUnsafe,           // never: its configuration would not survive a stop
+  kProbeUnreadable,  // never: the probe cannot be read, so in-flight work cannot be ruled out
+  kDryRun,           // never: dry run, the stop was reported once this idle period
+  kStartLimit,       // wait: a wake now could cross systemd's start limit
+  kIdleTimeout,      // wait: not idle for idle-timeout yet (a stop is planned)
+  kMinUptime,        // wait: up for less than min-uptime (a stop is planned)
+  kInFlight,         // wait: connections active or queued at the deadline
+  kRateLimit,        // wait: the global stop rate limit
+  kStopFailed,       // wait: systemd refused the last stop
+};
+inline constexpr Rule kAllRules[] = {Rule::kIdle,        Rule::kOperator,   Rule::kNotRunning,      Rule::kStopInProgress,
+                                     Rule::kPinned,      Rule::kCannotWake, Rule::kUnsafe,          Rule::kProbeUnreadable,
+                                     Rule::kDryRun,      Rule::kStartLimit, Rule::kIdleTimeout,     Rule::kMinUptime,
+                                     Rule::kInFlight,    Rule::kRateLimit,  Rule::kStopFailed};
+// "idle", "operator", "not-running", "stop-in-progress", "pinned", "cannot-wake", "unsafe", "probe-unreadable",
+// "dry-run", "start-limit", "idle-timeout", "min-uptime", "in-flight", "rate-limit", "stop-failed".
+std::string_view to_string(Rule rule);
+std::optional<Rule> parse_rule(std::string_view name);
+
 struct Decision {
   enum class Kind {
     kStop,   // stop now
@@ -53,9 +80,22 @@ struct Decision {
     kNever,  // will not stop it as things are; look again when something changes
   };
   Kind kind = Kind::kNever;
+  Rule rule = Rule::kNotRunning;
   std::optional<MonoTime> at;  // kWait: when to look again
-  std::string reason;          // kStop: why it stops ("idle"); otherwise why it does not stop yet
+  // The figures behind the rule, for its rendering (never parsed back):
+  MonoTime since{0};             // kIdleTimeout: idle since; kMinUptime: up since
+  std::chrono::seconds limit{0};  // kIdleTimeout: idle-timeout; kMinUptime: min-uptime
+  uint32_t active = 0, queued = 0;  // kInFlight
+  std::string detail;            // kCannotWake, kUnsafe, kStartLimit, kStopFailed, kProbeUnreadable: why
+
+  // A stop is planned at `at` (the pool only has to stay idle).
+  bool stop_planned() const {
+    return kind == Kind::kWait && at && (rule == Rule::kIdleTimeout || rule == Rule::kMinUptime);
+  }
 };
+
+// The decision as a sentence: "idle for 12s of 300s", "in flight: 1 active, 0 queued", "pinned".
+std::string describe(const Decision& decision, MonoTime now);
 
 // The rules, in order:
 //   never: not running, a stop already in progress, pinned, cannot wake again, unsafe;
@@ -65,8 +105,13 @@ struct Decision {
 //          up min_uptime;
 //   wait:  while anything is in flight (active or queued connections): look again after min(idle_timeout, 5 s)...
 //          the daemon also looks again at once when the pool's last worker or main process exits;
-//   stop:  otherwise, reason "idle".
+//   stop:  otherwise, rule kIdle.
 Decision decide(const PoolSnapshot& pool, const PoolPolicy& policy, MonoTime now);
+
+// Decisions the daemon makes around the policy, built the same way.
+Decision never_because(Rule rule, std::string detail = {});
+Decision wait_because(Rule rule, MonoTime at, std::string detail = {});
+Decision stop_because(Rule rule);
 
 // A stalled pool: running, no stop in progress, connections queued for stall_timeout with none accepted (counted
 // from when it came up, at the earliest), nothing accepted still open and no worker process to take them. php-fpm's
@@ -101,6 +146,7 @@ class StopRateLimiter {
   mutable MonoTime last_;
 };
 
-std::string to_string(Decision::Kind kind);
+std::string_view to_string(Decision::Kind kind);
+std::optional<Decision::Kind> parse_decision_kind(std::string_view name);
 
 }  // namespace idlepool

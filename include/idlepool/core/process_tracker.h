@@ -15,7 +15,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "idlepool/wire/cn_proc.h"
+#include "idlepool/core/proc_event.h"
 
 namespace idlepool {
 
@@ -65,7 +65,7 @@ class ProcessTracker {
                               std::optional<int32_t> main_pid = std::nullopt);
   void remove(const std::string& pool);
   // Follows one event; returns what it means for the pools.
-  std::vector<PoolEvent> apply(const wire::ProcEvent& event);
+  std::vector<PoolEvent> apply(const ProcEvent& event);
   // Events were lost: every pool is in doubt until synced again.
   void mark_lost();
 
@@ -85,7 +85,7 @@ class ProcessTracker {
     bool doubt = false;
   };
   static PoolProcesses count(const Pool& p);
-  void on_exit(const wire::ProcEvent& event, std::vector<PoolEvent>& out);
+  void on_exit(const ProcEvent& event, std::vector<PoolEvent>& out);
 
   std::unordered_map<std::string, Pool> pools_;
   std::unordered_map<int32_t, std::string> owner_;

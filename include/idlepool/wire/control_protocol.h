@@ -8,7 +8,8 @@
 //   response: {"version":1,"ok":true,"result":...}
 //             {"version":1,"ok":false,"code":"...","error":"..."}
 //   codes:    bad-request (not JSON, too long, missing or mistyped fields), unsupported-version, unknown-verb,
-//             unknown-pool, refused (e.g. a stop that is not safe), failed
+//             unknown-pool, refused (e.g. a stop that is not safe), permission-denied (a verb this client may not
+//             use), failed
 // A request that does not end within 5 s, or exceeds 64 KiB, is answered with bad-request (when it can be) and the
 // connection closed. The daemon is never disturbed by a client.
 #pragma once
@@ -33,21 +34,31 @@ struct ControlRequest {
   std::string pool;
 };
 
+// Verbs that change something (stop, pin, unpin, reload), as opposed to those that only read.
+bool verb_changes_state(Verb verb);
+
+enum class ErrorCode { kBadRequest, kUnsupportedVersion, kUnknownVerb, kUnknownPool, kRefused, kPermissionDenied, kFailed };
+std::string_view to_string(ErrorCode code);  // "bad-request", ...
+// An unknown code (a newer daemon's) reads as kFailed.
+ErrorCode parse_error_code(std::string_view name);
+
+struct ControlError {
+  ErrorCode code = ErrorCode::kFailed;
+  std::string message;  // for a human
+};
+
 struct ControlResponse {
   bool ok = true;
   nlohmann::json result;  // ok: the verb's result
-  std::string code;       // not ok: one of the codes above
-  std::string error;      // not ok: for a human
+  ControlError error;     // not ok
 };
 
-// Errors carry the response code to send in Error::message as "code: text" (see control_error()).
-Result<ControlRequest> parse_control_request(std::string_view line);
+Result<ControlRequest, ControlError> parse_control_request(std::string_view line);
 std::string encode_control_request(const ControlRequest& request);
 
 std::string encode_control_response(const ControlResponse& response);
 Result<ControlResponse> parse_control_response(std::string_view line);
 
-// An error response for a request that could not be parsed.
-ControlResponse control_error(const Error& parse_error);
+ControlResponse control_failure(ControlError error);
 
 }  // namespace idlepool::wire
