@@ -2,7 +2,7 @@
 // the .socket units that trigger it. This benchmark reads the same units several ways in one run, against the real
 // systemd, and prints every round's time (the first contact with a unit can cost more than the next ones) and the
 // median's ratio to the first way's:
-//   idlepool           SdBus::services() + SdBus::sockets(), as the daemon reads them (pipelined Get)
+//   idlepool           SdBus::read_services() + read_sockets(), as the daemon reads them (pipelined Get)
 //   pipelined-get      Properties.Get of only the properties idlepool uses, up to --window in flight
 //   serial-get         the same Get calls, one at a time
 //   serial-getall      Properties.GetAll per interface, one call at a time (Unit + Service, Unit + Socket)
@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -77,6 +78,15 @@ size_t run(sd_bus* bus, const std::vector<Call>& calls, size_t window) {
   return p.failed;
 }
 
+// Runs `event` until `ask` has been answered: the bench waits for SdBus's asynchronous answers.
+template <class T, class Ask>
+T await(sd_event* event, Ask ask) {
+  std::optional<T> answer;
+  ask([&](T t) { answer = std::move(t); });
+  while (!answer) sd_event_run(event, UINT64_MAX);
+  return std::move(*answer);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -87,12 +97,16 @@ int main(int argc, char** argv) {
       "window", po::value<size_t>()->default_value(32), "calls in flight when pipelined");
   po::variables_map vm;
   if (auto code = idlepool::bench::parse_options(argc, argv, options, vm)) return *code;
-  auto bus = idlepool::sys::SdBus::open(idlepool::sys::SdBus::StopVia::kBus);
+  sd_event* event = nullptr;
+  if (sd_event_new(&event) < 0) return 1;
+  auto bus = idlepool::sys::SdBus::open(event, idlepool::sys::SdBus::StopVia::kBus);
   if (!bus) {
     std::fprintf(stderr, "%s\n", bus.error().message.c_str());
     return 1;
   }
-  auto names = (*bus)->list_units({vm["pattern"].as<std::string>()});
+  using Units = std::vector<std::string>;
+  auto names = await<idlepool::Result<Units>>(
+      event, [&](auto done) { (*bus)->list_units({vm["pattern"].as<std::string>()}, done); });
   if (!names || names->empty()) {
     std::fprintf(stderr, "no units match %s\n", vm["pattern"].as<std::string>().c_str());
     return 1;
@@ -100,11 +114,11 @@ int main(int argc, char** argv) {
   std::vector<std::string> services, sockets;
   for (const auto& n : *names)
     if (n.size() > 8 && n.ends_with(".service")) services.push_back(n);
-  for (const auto& s : services) {
-    auto unit = (*bus)->service(s);
+  using Services = std::vector<idlepool::Result<idlepool::ServiceUnit>>;
+  using Sockets = std::vector<idlepool::Result<idlepool::SocketUnit>>;
+  for (const auto& unit : await<Services>(event, [&](auto done) { (*bus)->read_services(services, done); }))
     if (unit)
       for (const auto& t : unit->triggered_by) sockets.push_back(t);
-  }
   std::printf("%zu services, %zu sockets\n", services.size(), sockets.size());
 
   std::vector<Call> getall, get;
@@ -147,8 +161,10 @@ int main(int argc, char** argv) {
       {"idlepool",
        [&] {
          size_t failed = 0;
-         for (const auto& r : (*bus)->services(services)) failed += r ? 0 : 1;
-         for (const auto& r : (*bus)->sockets(sockets)) failed += r ? 0 : 1;
+         for (const auto& r : await<Services>(event, [&](auto done) { (*bus)->read_services(services, done); }))
+           failed += r ? 0 : 1;
+         for (const auto& r : await<Sockets>(event, [&](auto done) { (*bus)->read_sockets(sockets, done); }))
+           failed += r ? 0 : 1;
          return failed;
        },
        get.size()},

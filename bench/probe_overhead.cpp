@@ -18,8 +18,6 @@
 
 #include <algorithm>
 #include <boost/program_options.hpp>
-
-#include "bench_options.h"
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -28,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_options.h"
 #include "fastcgi_client.h"
 #include "idlepool/sys/probe.h"
 #include "php_fpm.h"
@@ -113,8 +112,7 @@ struct Part {
 };
 
 void report(const Part& part, const std::vector<std::string>& configs, const std::string& what) {
-  std::printf("\n%s (%s, median of %zu rounds)\n", what.c_str(), part.unit.c_str(),
-              part.samples.at(configs[0]).size());
+  std::printf("\n%s (%s, median of %zu rounds)\n", what.c_str(), part.unit.c_str(), part.samples.at(configs[0]).size());
   double base = median(part.samples.at("none"));
   for (const auto& c : configs) {
     double m = median(part.samples.at(c));
@@ -122,9 +120,9 @@ void report(const Part& part, const std::vector<std::string>& configs, const std
       std::printf("  %-8s %12.1f\n", c.c_str(), m);
     } else {
       double ratio = m / base;
-      std::printf("  %-8s %12.1f   ratio %.4f  (%s)\n", c.c_str(), m, ratio,
-                  part.higher_is_better ? "throughput with/without; 1.0 = no cost"
-                                        : "time with/without; 1.0 = no cost");
+      std::printf(
+          "  %-8s %12.1f   ratio %.4f  (%s)\n", c.c_str(), m, ratio,
+          part.higher_is_better ? "throughput with/without; 1.0 = no cost" : "time with/without; 1.0 = no cost");
     }
   }
 }
@@ -181,7 +179,8 @@ int main(int argc, char** argv) {
   if (wants("php") || wants("php-page")) {
     php = std::make_unique<PhpFpmPool>();
     php_script = php->script("ok.php", "<?php echo 'ok';");
-    page_script = php->script("page.php", "<?php $s = ''; for ($i = 0; $i < 4000; $i++) { $s = md5($s . $i); } echo 'ok';");
+    page_script =
+        php->script("page.php", "<?php $s = ''; for ($i = 0; $i < 4000; $i++) { $s = md5($s . $i); } echo 'ok';");
   }
   std::vector<SocketAddress> registered{echo.address()};
   if (php) registered.push_back(php->address());

@@ -11,8 +11,6 @@
 
 #include <atomic>
 #include <boost/program_options.hpp>
-
-#include "bench_options.h"
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -20,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "bench_options.h"
 #include "idlepool/sys/cgroup.h"
 #include "idlepool/sys/process_watcher.h"
 
@@ -120,14 +119,13 @@ int main(int argc, char** argv) {
   }
   std::ofstream(fs->root() + cgroup + "/cgroup.procs") << member << "\n";
 
-  std::printf("fork storm: %d processes from %d forkers (each fork and exit is an event; exec none)\n", forks,
-              forkers);
-  std::printf("%12s %9s %12s %12s %10s %9s %8s %12s %9s\n", "buffer", "seconds", "forks/s", "events read",
-              "events/s", "lost", "overruns", "watcher CPU", "pool ok");
+  std::printf("fork storm: %d processes from %d forkers (each fork and exit is an event; exec none)\n", forks, forkers);
+  std::printf("%12s %9s %12s %12s %10s %9s %8s %12s %9s\n", "buffer", "seconds", "forks/s", "events read", "events/s",
+              "lost", "overruns", "watcher CPU", "pool ok");
   for (int buffer : buffers) {
     auto r = run(*fs, cgroup, forks, forkers, buffer);
-    std::printf("%12d %9.2f %12.0f %12llu %10.0f %9llu %8llu %11.1f%% %9s\n", buffer, r.seconds,
-                forks / r.seconds, static_cast<unsigned long long>(r.read), static_cast<double>(r.read) / r.seconds,
+    std::printf("%12d %9.2f %12.0f %12llu %10.0f %9llu %8llu %11.1f%% %9s\n", buffer, r.seconds, forks / r.seconds,
+                static_cast<unsigned long long>(r.read), static_cast<double>(r.read) / r.seconds,
                 static_cast<unsigned long long>(r.lost), static_cast<unsigned long long>(r.overruns),
                 100.0 * r.watcher_cpu / r.seconds, r.final_processes == 1 ? "yes" : "NO");
   }

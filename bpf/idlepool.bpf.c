@@ -124,8 +124,8 @@ static __always_inline __u64 tcp_listener_of(const struct sock *sk, __u16 family
 
 	if (!nr || !*nr)
 		return 0;
-	key.netns_ino = direct ? sk->__sk_common.skc_net.net->ns.inum
-			       : BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	key.netns_ino =
+	    direct ? sk->__sk_common.skc_net.net->ns.inum : BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	key.port = port;
 	if (family == AF_INET) {
 		__be32 v4 = direct ? sk->__sk_common.skc_rcv_saddr : BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
@@ -183,7 +183,7 @@ static __always_inline __u64 listener_of(const struct sock *sk, bool direct)
  * bpf_get_socket_cookie takes a socket pointer (tracing: fentry/fexit/tp_btf); it assigns a cookie if needed. */
 static __always_inline struct idlepool_conn *track(struct sock *sk, __u64 listener)
 {
-	struct idlepool_conn init = { .listener_cookie = listener, .phase = IDLEPOOL_CONN_NEW };
+	struct idlepool_conn init = {.listener_cookie = listener, .phase = IDLEPOOL_CONN_NEW};
 	__u64 cookie = bpf_get_socket_cookie(sk);
 
 	bpf_map_update_elem(&conns, &cookie, &init, BPF_NOEXIST);

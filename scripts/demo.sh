@@ -22,7 +22,10 @@ scripts/fetch-kernels.sh bookworm >/dev/null
 work=$(mktemp -d /tmp/idlepool-demo.XXXXXX)
 trap 'kill "$qemu" 2>/dev/null || true; rm -rf "$work"' EXIT
 idlepool_e2e_tree "$work/tree" "$top" "$build" 10s
-sed -i '/^unit = vanish.service$/d' "$work/tree/etc/idlepool/idlepool.conf"  # a test fixture, not for the demo
+# Test fixtures, not for the demo: the vanishing socket, the Python service, churn1's 3 s timeout (the demo's pools all
+# idle 10 s, so that the story can show them running before idlepoold stops them).
+sed -i -e '/^unit = vanish.service$/d' -e '/^unit = pyhttp.service$/d' -e '/^\[pool php-fpm@churn1.service\]$/,+1d' \
+  "$work/tree/etc/idlepool/idlepool.conf"
 cp tests/e2e/guest/demo.sh "$work/tree/usr/local/lib/idlepool-e2e/demo.sh"
 chmod +x "$work/tree/usr/local/lib/idlepool-e2e/demo.sh"
 systemd_guest_tree "$work/tree" "env IDLEPOOLCTL=/usr/local/bin/idlepoolctl /usr/local/lib/idlepool-e2e/demo.sh"

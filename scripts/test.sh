@@ -22,9 +22,16 @@ step "dependencies"
 scripts/install-deps.sh
 scripts/prepare-host.sh
 
+step "format and layers"
+scripts/check-format.sh
+scripts/check-layers.sh
+
 step "build"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$jobs"
+
+step "clang-tidy (the daemon, idlepoolctl, idlepool-probe)"
+scripts/check-tidy.sh "$build"
 
 step "fuzzers (clang, libFuzzer + ASan)"
 CC=clang CXX=clang++ cmake -S . -B "$fuzz_build" -G Ninja -DIDLEPOOL_FUZZ_ONLY=ON >/dev/null

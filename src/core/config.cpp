@@ -22,6 +22,12 @@ PoolPolicy DaemonConfig::policy_for(const std::string& unit) const {
   return p;
 }
 
+bool DaemonConfig::allow_abrupt_stop_for(const std::string& unit) const {
+  auto it = pools.find(unit);
+  if (it != pools.end() && it->second.allow_abrupt_stop) return *it->second.allow_abrupt_stop;
+  return allow_abrupt_stop;
+}
+
 Result<std::chrono::seconds> parse_duration(std::string_view text) {
   std::string_view digits = text;
   long mult = 1;

@@ -64,7 +64,7 @@ std::optional<Decision::Kind> parse_decision_kind(std::string_view name) {
 }
 
 std::string describe(const Decision& d, MonoTime now) {
-  auto with_detail = [&](std::string head) { return d.detail.empty() ? head : head + ": " + d.detail; };
+  auto with_detail = [&](const std::string& head) { return d.detail.empty() ? head : head + ": " + d.detail; };
   switch (d.rule) {
     case Rule::kIdle:
       return "idle";
@@ -139,7 +139,8 @@ Decision decide(const PoolSnapshot& pool, const PoolPolicy& policy, MonoTime now
   MonoTime uptime_deadline = pool.active_since + policy.min_uptime;
   if (now < idle_deadline || now < uptime_deadline) {
     bool idle_later = idle_deadline >= uptime_deadline;
-    Decision d = wait_because(idle_later ? Rule::kIdleTimeout : Rule::kMinUptime, std::max(idle_deadline, uptime_deadline));
+    Decision d =
+        wait_because(idle_later ? Rule::kIdleTimeout : Rule::kMinUptime, std::max(idle_deadline, uptime_deadline));
     d.since = idle_later ? idle_from : pool.active_since;
     d.limit = idle_later ? policy.idle_timeout : policy.min_uptime;
     return d;

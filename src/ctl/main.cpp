@@ -51,7 +51,9 @@ constexpr VerbSpec kVerbs[] = {
 std::string usage(const po::options_description& options) {
   std::ostringstream o;
   o << "Usage: idlepoolctl [OPTIONS] [VERB] [POOL]\nAsks idlepoold what it knows about its pools.\n\nVerbs:\n";
-  for (const auto& v : kVerbs) o << "  " << v.name << (v.needs_pool ? " POOL" : "") << std::string(12 - std::strlen(v.name) - (v.needs_pool ? 5 : 0), ' ') << v.help << "\n";
+  for (const auto& v : kVerbs)
+    o << "  " << v.name << (v.needs_pool ? " POOL" : "")
+      << std::string(12 - std::strlen(v.name) - (v.needs_pool ? 5 : 0), ' ') << v.help << "\n";
   o << "\n" << options;
   return o.str();
 }
@@ -150,8 +152,7 @@ int main(int argc, char** argv) {
   }
   size_t args = words.empty() ? 0 : words.size() - 1;
   if (spec->needs_pool ? args != 1 : args != 0) {
-    std::cerr << "idlepoolctl: " << spec->name << (spec->needs_pool ? " takes one POOL" : " takes no argument")
-              << "\n";
+    std::cerr << "idlepoolctl: " << spec->name << (spec->needs_pool ? " takes one POOL" : " takes no argument") << "\n";
     return kUsage;
   }
   idlepool::wire::ControlRequest request{spec->verb, spec->needs_pool ? words[1] : std::string()};
@@ -165,7 +166,8 @@ int main(int argc, char** argv) {
   if (!response->ok) {
     const auto& e = response->error;
     if (json_mode != "off") {
-      nlohmann::json j = {{"ok", false}, {"code", std::string(idlepool::wire::to_string(e.code))}, {"error", e.message}};
+      nlohmann::json j = {
+          {"ok", false}, {"code", std::string(idlepool::wire::to_string(e.code))}, {"error", e.message}};
       std::cout << (json_mode == "pretty" ? j.dump(2) : j.dump()) << "\n";
     }
     std::cerr << "idlepoolctl: " << e.message << "\n";

@@ -90,8 +90,8 @@ std::string render_status(const status::Model& m, const RenderOptions& options) 
                     std::to_string(p.active()), std::to_string(p.accepts()), number_or_dash(p.requests()),
                     format_duration(idle_seconds(p, m.now)), format_duration(stops_in(p, m.now)), note(p, m.now)});
   }
-  std::string out = table({"POOL", "STATE", "PROCS", "ACTIVE", "ACCEPTS", "REQUESTS", "IDLE", "STOPS-IN", "NOTE"},
-                          rows, options.legend);
+  std::string out = table({"POOL", "STATE", "PROCS", "ACTIVE", "ACCEPTS", "REQUESTS", "IDLE", "STOPS-IN", "NOTE"}, rows,
+                          options.legend);
   if (options.legend) {
     out += "\n" + std::to_string(rows.size()) + " pools listed. " + m.summary + "\n";
     if (m.daemon.discovering)
@@ -118,8 +118,9 @@ std::string render_show(const status::Pool& p, MonoTime now) {
   for (const auto& s : p.sockets) {
     std::string counters = "not watched by the probe";
     if (s.counters)
-      counters = "accepts " + std::to_string(s.counters->accepts) + ", requests " + number_or_dash(s.counters->requests) +
-                 ", active " + std::to_string(s.counters->active) + ", backlog " + std::to_string(s.counters->backlog);
+      counters = "accepts " + std::to_string(s.counters->accepts) + ", requests " +
+                 number_or_dash(s.counters->requests) + ", active " + std::to_string(s.counters->active) +
+                 ", backlog " + std::to_string(s.counters->backlog);
     row("Socket", s.address + " (" + s.unit + ", " + (s.listening ? "listening" : "not listening") + "): " + counters);
   }
   row("Idle for", format_duration(idle_seconds(p, now)));
@@ -134,7 +135,8 @@ std::string render_show(const status::Pool& p, MonoTime now) {
   for (const auto& w : p.warnings) row("Warning", w);
   std::string stops = std::to_string(p.stops_total());
   for (auto c : status::kStopCauses)
-    if (auto n = p.stops[static_cast<size_t>(c)]) stops += ", " + std::string(status::to_string(c)) + " " + std::to_string(n);
+    if (auto n = p.stops[static_cast<size_t>(c)])
+      stops += ", " + std::string(status::to_string(c)) + " " + std::to_string(n);
   row("Stops", stops);
   row("Wakes", std::to_string(p.wakes));
   std::string stalls;
@@ -155,6 +157,7 @@ std::string render_show(const status::Pool& p, MonoTime now) {
 
 std::string render_list(const std::vector<std::string>& pools, const RenderOptions& options) {
   std::vector<std::vector<std::string>> rows;
+  rows.reserve(pools.size());
   for (const auto& p : pools) rows.push_back({p});
   std::string out = table({"POOL"}, rows, options.legend);
   if (options.legend) out += "\n" + std::to_string(rows.size()) + " pools listed.\n";

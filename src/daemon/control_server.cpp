@@ -11,8 +11,7 @@
 namespace idlepool::daemon {
 
 Result<std::unique_ptr<ControlServer>> ControlServer::open(const std::string& path, std::optional<gid_t> group,
-                                                           int epoll_fd, uint64_t listen_tag, uint64_t client_tag_base,
-                                                           Handler handler) {
+                                                           EventLoop& loop, Handler handler) {
   sockaddr_un sun{};
   if (path.size() >= sizeof(sun.sun_path)) return Error{"control socket path " + path + " is too long", ENAMETOOLONG};
   sys::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
@@ -31,18 +30,18 @@ Result<std::unique_ptr<ControlServer>> ControlServer::open(const std::string& pa
   if (::listen(fd.get(), 16) != 0) return Error::from_errno("cannot listen on " + path, errno);
   StreamServer::Limits limits;
   limits.max_request = wire::kMaxControlRequest;
-  limits.too_long =
-      wire::encode_control_response(
+  limits.too_long = wire::encode_control_response(
       wire::control_failure({wire::ErrorCode::kBadRequest, "request longer than 64 KiB"}));
   limits.deadline = kClientDeadline;
-  auto respond = [handler = std::move(handler)](std::string_view in) -> std::optional<std::string> {
+  limits.max_per_user = kMaxPerUser;
+  auto respond = [handler = std::move(handler)](std::string_view in, const Peer& peer) -> std::optional<std::string> {
     size_t nl = in.find('\n');
     if (nl == std::string_view::npos) return std::nullopt;
     auto request = wire::parse_control_request(in.substr(0, nl));
-    return wire::encode_control_response(request ? handler(*request) : wire::control_failure(request.error()));
+    return wire::encode_control_response(request ? handler(*request, peer) : wire::control_failure(request.error()));
   };
-  auto server = StreamServer::serve("control socket " + path, std::move(fd), epoll_fd, listen_tag, client_tag_base,
-                                    std::move(limits), std::move(respond));
+  auto server =
+      StreamServer::serve("control socket " + path, std::move(fd), loop, std::move(limits), std::move(respond));
   if (!server) return server.error();
   return std::unique_ptr<ControlServer>(new ControlServer(path, std::move(*server)));
 }

@@ -1,5 +1,6 @@
 // The daemon's end of the control socket (protocol: include/idlepool/wire/control_protocol.h): a unix socket served
-// by a StreamServer in the epoll loop. A request is one line; garbage or an oversized request gets an error reply.
+// by a StreamServer in the event loop. A request is one line; garbage or an oversized request gets an error reply.
+// Every request comes with its sender's credentials (SO_PEERCRED): the handler decides what that sender may do.
 #pragma once
 
 #include <sys/types.h>
@@ -9,6 +10,7 @@
 #include <optional>
 #include <string>
 
+#include "event_loop.h"
 #include "idlepool/result.h"
 #include "idlepool/wire/control_protocol.h"
 #include "stream_server.h"
@@ -17,16 +19,17 @@ namespace idlepool::daemon {
 
 class ControlServer {
  public:
-  using Handler = std::function<wire::ControlResponse(const wire::ControlRequest&)>;
-  // epoll data for the listening socket is `listen_tag`; clients are tagged `client_tag_base + fd`.
-  static Result<std::unique_ptr<ControlServer>> open(const std::string& path, std::optional<gid_t> group, int epoll_fd,
-                                                     uint64_t listen_tag, uint64_t client_tag_base, Handler handler);
+  using Handler = std::function<wire::ControlResponse(const wire::ControlRequest&, const Peer&)>;
+  // Binds `path` (root only, or root and `group`, mode 0660) and serves it from `loop`.
+  static Result<std::unique_ptr<ControlServer>> open(const std::string& path, std::optional<gid_t> group,
+                                                     EventLoop& loop, Handler handler);
   ~ControlServer();
-
-  StreamServer& server() { return *server_; }
-  const std::string& path() const { return path_; }
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
 
   static constexpr std::chrono::seconds kClientDeadline{5};
+  // One user cannot hold more connections than this (the 64 slots stay open to everyone else).
+  static constexpr size_t kMaxPerUser = 8;
 
  private:
   ControlServer(std::string path, std::unique_ptr<StreamServer> server)

@@ -7,25 +7,25 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/timerfd.h>
 #include <systemd/sd-daemon.h>
-#include <time.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <list>
 
 #include "control_server.h"
+#include "event_loop.h"
+#include "idlepool/kinds/service_kind.h"
 #include "idlepool/sys/cgroup.h"
+#include "idlepool/sys/files.h"
 #include "idlepool/sys/nudge.h"
-#include "idlepool/sys/php_fpm_files.h"
 #include "idlepool/sys/probe.h"
 #include "idlepool/sys/process_watcher.h"
 #include "idlepool/sys/service_manager.h"
-#include "idlepool/sys/unique_fd.h"
 #include "idlepool/version.h"
 #include "idlepool/wire/http.h"
 #include "idlepool/wire/status_json.h"
@@ -35,12 +35,6 @@
 
 namespace idlepool::daemon {
 namespace {
-
-MonoTime monotonic_now() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
-}
 
 // Resident set size of this process, from /proc/self/statm (0 if unreadable).
 size_t resident_bytes() {
@@ -68,10 +62,12 @@ class SyslogPriorityFlag final : public spdlog::custom_flag_formatter {
   std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<SyslogPriorityFlag>(); }
 };
 
-enum Source : uint64_t { kSignal = 1, kTimer, kBus, kProcesses, kWatchdog, kControl, kMetrics };
-// Clients of the control socket are tagged kControlClient + fd, those of the metrics endpoint kMetricsClient + fd.
-constexpr uint64_t kControlClient = uint64_t{1} << 32;
-constexpr uint64_t kMetricsClient = uint64_t{2} << 32;
+// A nudge whose TCP handshake is under way: its socket is closed once writable, or at its deadline.
+struct PendingNudge {
+  sys::UniqueFd fd;
+  EventLoop::Source io, deadline;
+};
+constexpr std::chrono::milliseconds kNudgeDeadline{500};
 
 }  // namespace
 
@@ -92,52 +88,30 @@ void setup_logging(const std::string& level) {
 class Daemon::Impl {
  public:
   std::vector<std::string> args;
-  std::string config_path;
+  std::unique_ptr<EventLoop> loop;
   std::unique_ptr<sys::Probe> probe;
   std::unique_ptr<sys::CgroupFs> cgroups;
   std::unique_ptr<sys::ProcessWatcher> watcher;
-  std::unique_ptr<sys::SdBus> bus;
+  sys::BoundedFiles files;
+  std::unique_ptr<kinds::Kinds> kinds;
   std::unique_ptr<PoolManager> manager;
+  // After the manager: destroyed before it, so that no answer from systemd reaches a manager that is gone.
+  std::unique_ptr<sys::SdBus> bus;
   std::unique_ptr<ControlServer> control;
   std::unique_ptr<StreamServer> metrics_endpoint;
-  sys::UniqueFd epoll, signals, timer, watchdog;
-  uint32_t bus_events = 0;
+  std::vector<EventLoop::Source> sources;
+  EventLoop::Source deadline;
+  std::list<PendingNudge> nudges;
+  bool ready = false;
+  bool due = false;
+  std::optional<MonoTime> next;
   std::string last_status;
+  uint64_t units_read_at_trim = 0;
 
-  Result<void> watch(int fd, uint32_t events, Source source) {
-    epoll_event ev{};
-    ev.events = events;
-    ev.data.u64 = source;
-    if (epoll_ctl(epoll.get(), EPOLL_CTL_ADD, fd, &ev) != 0) return Error::from_errno("epoll_ctl", errno);
+  Result<void> add(Result<EventLoop::Source> s) {
+    if (!s) return s.error();
+    sources.push_back(std::move(*s));
     return {};
-  }
-
-  void arm_timer(std::optional<MonoTime> at) {
-    itimerspec spec{};
-    if (at) {
-      auto ns = std::max<int64_t>(at->count(), 1);
-      spec.it_value.tv_sec = ns / 1'000'000'000;
-      spec.it_value.tv_nsec = ns % 1'000'000'000;
-    }
-    timerfd_settime(timer.get(), TFD_TIMER_ABSTIME, &spec, nullptr);
-  }
-
-  void rearm_bus() {
-    uint32_t wanted = bus->poll_events();
-    if (wanted == bus_events) return;
-    epoll_event ev{};
-    ev.events = wanted;
-    ev.data.u64 = kBus;
-    epoll_ctl(epoll.get(), EPOLL_CTL_MOD, bus->fd(), &ev);
-    bus_events = wanted;
-  }
-
-  int bus_timeout_ms() const {
-    auto usec = bus->timeout_usec();
-    if (!usec) return -1;
-    int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(monotonic_now()).count();
-    int64_t left = static_cast<int64_t>(*usec) - now_us;
-    return left <= 0 ? 0 : static_cast<int>((left + 999) / 1000);
   }
 
   void notify_status() {
@@ -181,6 +155,10 @@ class Daemon::Impl {
     d.deferred_rate_limit = stats.deferred_rate_limit;
     d.deferred_in_flight = stats.deferred_in_flight;
     d.units_read = stats.units_read;
+    auto progress = manager->discovery_progress();
+    d.discovering = progress.running;
+    d.discovery_done = progress.done;
+    d.discovery_total = progress.total;
     return m;
   }
 
@@ -188,9 +166,12 @@ class Daemon::Impl {
     return wire::control_failure({code, std::move(error)});
   }
 
-  // idlepoolctl's verbs.
-  wire::ControlResponse handle(const wire::ControlRequest& req) {
+  // idlepoolctl's verbs. Root may use them all; members of control-group only those that read.
+  wire::ControlResponse handle(const wire::ControlRequest& req, const Peer& peer) {
     using wire::Verb;
+    if (wire::verb_changes_state(req.verb) && peer.uid != 0u)
+      return failure(wire::ErrorCode::kPermissionDenied,
+                     std::string(wire::to_string(req.verb)) + " needs root; control-group members may only read");
     wire::ControlResponse ok;
     if (wire::verb_needs_pool(req.verb) && !manager->has(req.pool))
       return failure(wire::ErrorCode::kUnknownPool, "no pool named " + req.pool + " is managed");
@@ -222,8 +203,9 @@ class Daemon::Impl {
       }
       case Verb::kStop: {
         auto r = manager->stop_now(req.pool);
-        if (!r) return failure(r.error().code == ENOENT ? wire::ErrorCode::kUnknownPool : wire::ErrorCode::kRefused,
-                               r.error().message);
+        if (!r)
+          return failure(r.error().code == ENOENT ? wire::ErrorCode::kUnknownPool : wire::ErrorCode::kRefused,
+                         r.error().message);
         ok.result = {{"pool", req.pool}, {"message", *r}};
         return ok;
       }
@@ -238,15 +220,136 @@ class Daemon::Impl {
     }
     return failure(wire::ErrorCode::kBadRequest, "unhandled verb");
   }
+
+  // A nudge without blocking: a TCP handshake under way is left to the loop.
+  Result<void> nudge(const SocketAddress& address) {
+    auto started = sys::start_nudge(address);
+    if (!started) return started.error();
+    if (!started->valid()) return {};
+    auto it = nudges.insert(nudges.end(), PendingNudge{});
+    it->fd = std::move(*started);
+    auto done = [this, it] { nudges.erase(it); };
+    auto io = loop->io(it->fd.get(), EPOLLOUT, [done](uint32_t) { done(); });
+    auto timer = loop->timer(done);
+    if (!io || !timer) {
+      nudges.erase(it);
+      return Error{"cannot wait for the nudge's handshake", EIO};
+    }
+    timer->arm(EventLoop::now() + kNudgeDeadline);
+    it->io = std::move(*io);
+    it->deadline = std::move(*timer);
+    return {};
+  }
+
+  // After the events of each loop iteration: systemd's signals, then a decision round if anything changed or a
+  // deadline came, then the timer for the next deadline.
+  void after_events() {
+    auto events = bus->take_events();
+    if (!events.empty()) manager->on_unit_events(events);
+    // After reading many units at once (a thousand pools starting, a daemon-reload), give the heap's free pages
+    // back: they would stay resident for good.
+    if (manager->stats().units_read - units_read_at_trim >= 64 && !manager->discovering()) {
+      ::malloc_trim(0);
+      units_read_at_trim = manager->stats().units_read;
+    }
+    if (ready && (due || manager->dirty())) {
+      due = false;
+      next = manager->evaluate();
+      deadline.arm(next);
+    }
+    notify_status();
+  }
+
+  void on_discovered() {
+    ::malloc_trim(0);  // what discovery read from systemd is parsed and gone
+    units_read_at_trim = manager->stats().units_read;
+    ready = true;
+    next = manager->evaluate();
+    deadline.arm(next);
+    sd_notify(0, "READY=1");
+    notify_status();
+    spdlog::info("ready: {}; RSS {:.1f} MiB", last_status, static_cast<double>(resident_bytes()) / (1 << 20));
+  }
+
+  Result<void> serve_metrics(const DaemonConfig& config);
+  Result<void> wire_loop();
 };
 
 Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Daemon::~Daemon() = default;
 
+Result<void> Daemon::Impl::serve_metrics(const DaemonConfig& config) {
+  if (config.metrics_listen == "off") return {};
+  // Served by the loop itself: a scrape reads the probe and builds the families there and then.
+  auto address = parse_socket_address(config.metrics_listen);
+  if (!address) return Error{"metrics-listen: " + address.error().message, EINVAL};
+  auto fd = listen_tcp(*address);
+  if (!fd) return Error{"cannot serve metrics: " + fd.error().message, fd.error().code};
+  StreamServer::Limits limits;
+  limits.max_request = wire::kMaxHttpRequest;
+  limits.too_long = wire::http_too_long();
+  auto respond = [this](std::string_view in, const Peer&) {
+    return wire::respond_http(in, [this] {
+      manager->refresh();
+      return metrics::render(metrics::build(model()));
+    });
+  };
+  auto endpoint = StreamServer::serve("metrics endpoint " + config.metrics_listen, std::move(*fd), *loop,
+                                      std::move(limits), std::move(respond));
+  if (!endpoint) return endpoint.error();
+  metrics_endpoint = std::move(*endpoint);
+  spdlog::info("metrics on http://{}/metrics", config.metrics_listen);
+  return {};
+}
+
+Result<void> Daemon::Impl::wire_loop() {
+  for (int sig : {SIGTERM, SIGINT})
+    if (auto r = add(loop->signal(sig,
+                                  [this](const signalfd_siginfo& si) {
+                                    spdlog::info("{}: stopping", strsignal(static_cast<int>(si.ssi_signo)));
+                                    sd_notify(0, "STOPPING=1");
+                                    loop->exit(0);
+                                  }));
+        !r)
+      return r;
+  if (auto r = add(loop->signal(SIGHUP,
+                                [this](const signalfd_siginfo&) {
+                                  (void)reload();
+                                  due = true;
+                                }));
+      !r)
+    return r;
+  if (auto r = add(loop->io(watcher->fd(), EPOLLIN,
+                            [this](uint32_t) {
+                              auto got = watcher->on_readable();
+                              if (!got) {
+                                spdlog::error("process connector: {}, ignoring", got.error().message);
+                                return;
+                              }
+                              manager->on_pool_events(*got);
+                            }));
+      !r)
+    return r;
+  auto timer = loop->timer([this] { due = true; });
+  if (!timer) return timer.error();
+  deadline = std::move(*timer);
+  if (auto r = add(loop->post([this] { after_events(); })); !r) return r;
+  return loop->enable_watchdog();
+}
+
 Result<std::unique_ptr<Daemon>> Daemon::create(const Invocation& invocation, std::vector<std::string> args) {
   auto impl = std::make_unique<Impl>();
   impl->args = std::move(args);
   const DaemonConfig& config = invocation.config;
+
+  // Signals the loop takes (sd-event needs them blocked); SIGCHLD for systemctl children watched through pidfds.
+  sigset_t mask;
+  sigemptyset(&mask);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaddset(&mask, s);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  auto loop = EventLoop::create();
+  if (!loop) return loop.error();
+  impl->loop = std::move(*loop);
 
   sys::ProbeOptions probe_options;
   probe_options.tier = *sys::parse_tier_choice(config.probe_tier);
@@ -268,189 +371,58 @@ Result<std::unique_ptr<Daemon>> Daemon::create(const Invocation& invocation, std
   if (!connector) return Error{"cannot follow processes: " + connector.error().message, connector.error().code};
   impl->watcher = std::make_unique<sys::ProcessWatcher>(std::move(*connector), *impl->cgroups);
 
-  auto bus = sys::SdBus::open(config.stop_method == StopMethod::kSystemctl ? sys::SdBus::StopVia::kSystemctl
-                                                                           : sys::SdBus::StopVia::kBus);
+  auto bus =
+      sys::SdBus::open(impl->loop->get(), config.stop_method == StopMethod::kSystemctl ? sys::SdBus::StopVia::kSystemctl
+                                                                                       : sys::SdBus::StopVia::kBus);
   if (!bus) return bus.error();
-  impl->bus = std::move(*bus);
+  impl->kinds = std::make_unique<kinds::Kinds>(impl->files);
 
+  Impl* d = impl.get();
   sys::CgroupFs* cgroups_ptr = impl->cgroups.get();
-  PoolManager::Deps deps{*impl->bus,
+  PoolManager::Deps deps{**bus,
                          *impl->probe,
                          *impl->watcher,
-                         &monotonic_now,
-                         &sys::read_php_fpm_config,
+                         *impl->kinds,
+                         &EventLoop::now,
                          &is_socket,
                          [cgroups_ptr](const std::string& cg) { return cgroups_ptr->memory_current(cg); },
-                         [](const SocketAddress& a) { return sys::nudge(a); }};
+                         [d](const SocketAddress& a) { return d->nudge(a); }};
   impl->manager = std::make_unique<PoolManager>(config, deps);
+  impl->bus = std::move(*bus);
 
-  sigset_t mask;
-  sigemptyset(&mask);
-  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&mask, s);
-  sigprocmask(SIG_BLOCK, &mask, nullptr);
-  impl->signals.reset(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
-  impl->timer.reset(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
-  impl->epoll.reset(epoll_create1(EPOLL_CLOEXEC));
-  if (!impl->signals.valid() || !impl->timer.valid() || !impl->epoll.valid())
-    return Error::from_errno("cannot set up the event loop", errno);
-  impl->bus_events = impl->bus->poll_events();
-  for (auto r : {impl->watch(impl->signals.get(), EPOLLIN, kSignal), impl->watch(impl->timer.get(), EPOLLIN, kTimer),
-                 impl->watch(impl->bus->fd(), impl->bus_events, kBus),
-                 impl->watch(impl->watcher->fd(), EPOLLIN, kProcesses)})
-    if (!r) return r.error();
   std::optional<gid_t> group;
   if (!config.control_group.empty()) {
     struct group* g = getgrnam(config.control_group.c_str());
     if (g == nullptr) return Error{"control-group '" + config.control_group + "' does not exist", ENOENT};
     group = g->gr_gid;
   }
-  Impl* d = impl.get();
-  auto control = ControlServer::open(config.control_socket, group, impl->epoll.get(), kControl, kControlClient,
-                                     [d](const wire::ControlRequest& req) { return d->handle(req); });
+  auto control =
+      ControlServer::open(config.control_socket, group, *impl->loop,
+                          [d](const wire::ControlRequest& req, const Peer& peer) { return d->handle(req, peer); });
   if (!control) return control.error();
   impl->control = std::move(*control);
-  if (config.metrics_listen != "off") {
-    // Served by the loop itself: a scrape reads the probe and builds the families there and then.
-    auto address = parse_socket_address(config.metrics_listen);
-    if (!address) return Error{"metrics-listen: " + address.error().message, EINVAL};
-    auto fd = listen_tcp(*address);
-    if (!fd) return Error{"cannot serve metrics: " + fd.error().message, fd.error().code};
-    StreamServer::Limits limits;
-    limits.max_request = wire::kMaxHttpRequest;
-    limits.too_long = wire::http_too_long();
-    auto respond = [d](std::string_view in) {
-      return wire::respond_http(in, [d] {
-        d->manager->refresh();
-        return metrics::render(metrics::build(d->model()));
-      });
-    };
-    auto endpoint = StreamServer::serve("metrics endpoint " + config.metrics_listen, std::move(*fd), impl->epoll.get(),
-                                        kMetrics, kMetricsClient, std::move(limits), std::move(respond));
-    if (!endpoint) return endpoint.error();
-    impl->metrics_endpoint = std::move(*endpoint);
-    spdlog::info("metrics on http://{}/metrics", config.metrics_listen);
-  }
-  uint64_t watchdog_usec = 0;
-  if (sd_watchdog_enabled(0, &watchdog_usec) > 0) {
-    impl->watchdog.reset(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
-    itimerspec spec{};
-    uint64_t half = watchdog_usec / 2;
-    spec.it_interval.tv_sec = static_cast<time_t>(half / 1'000'000);
-    spec.it_interval.tv_nsec = static_cast<long>(half % 1'000'000) * 1000;
-    spec.it_value = spec.it_interval;
-    timerfd_settime(impl->watchdog.get(), 0, &spec, nullptr);
-    if (auto r = impl->watch(impl->watchdog.get(), EPOLLIN, kWatchdog); !r) return r.error();
-  }
+  if (auto r = impl->serve_metrics(config); !r) return r.error();
+  if (auto r = impl->wire_loop(); !r) return r.error();
   return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));
 }
 
 int Daemon::run() {
   Impl& d = *impl_;
-  // Thousands of units on a slow machine can take longer than systemd's start timeout: say we are getting on.
-  // A stop asked for meanwhile (SIGTERM, SIGINT: blocked, so pending) ends the discovery early; the loop then exits.
+  // Thousands of units on a slow machine can take longer than systemd's start timeout: say we are getting on. The
+  // loop runs meanwhile: idlepoolctl and scrapes are answered, and a stop asked for ends the daemon at once.
   d.manager->on_discovery_progress([](size_t done, size_t total) {
     sd_notifyf(0, "EXTEND_TIMEOUT_USEC=60000000\nSTATUS=discovering pools: %zu of %zu units read", done, total);
-    sigset_t pending;
-    sigpending(&pending);
-    return !sigismember(&pending, SIGTERM) && !sigismember(&pending, SIGINT);
   });
-  d.manager->discover();
-  d.manager->on_discovery_progress({});
-  ::malloc_trim(0);  // what discovery read from systemd is parsed and gone
-  uint64_t units_read_at_trim = d.manager->stats().units_read;
-  std::optional<MonoTime> next = d.manager->evaluate();
-  sd_notify(0, "READY=1");
-  d.notify_status();
-  spdlog::info("ready: {}; RSS {:.1f} MiB", d.last_status, static_cast<double>(resident_bytes()) / (1 << 20));
-  for (;;) {
-    std::optional<MonoTime> wake = next;
-    if (auto c = d.control->server().expire(d.manager->now()); c && (!wake || *c < *wake)) wake = c;
-    if (d.metrics_endpoint)
-      if (auto c = d.metrics_endpoint->expire(d.manager->now()); c && (!wake || *c < *wake)) wake = c;
-    d.arm_timer(wake);
-    d.rearm_bus();
-    epoll_event events[16];
-    int n = epoll_wait(d.epoll.get(), events, 16, d.bus_timeout_ms());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      spdlog::critical("epoll_wait: {}", std::strerror(errno));
-      return 1;
-    }
-    bool due = false;
-    for (int i = 0; i < n; ++i) {
-      uint64_t tag = events[i].data.u64;
-      if (d.control->server().owns_tag(tag)) {
-        d.control->server().on_client_event(d.control->server().fd_of_tag(tag), events[i].events);
-        continue;
-      }
-      if (d.metrics_endpoint && d.metrics_endpoint->owns_tag(tag)) {
-        d.metrics_endpoint->on_client_event(d.metrics_endpoint->fd_of_tag(tag), events[i].events);
-        continue;
-      }
-      switch (events[i].data.u64) {
-        case kSignal: {
-          signalfd_siginfo si{};
-          while (read(d.signals.get(), &si, sizeof(si)) == sizeof(si)) {
-            if (si.ssi_signo == SIGHUP) {
-              (void)d.reload();
-              due = true;
-              continue;
-            }
-            spdlog::info("{}: stopping", strsignal(static_cast<int>(si.ssi_signo)));
-            sd_notify(0, "STOPPING=1");
-            return 0;
-          }
-          break;
-        }
-        case kTimer: {
-          uint64_t expirations = 0;
-          (void)!read(d.timer.get(), &expirations, sizeof(expirations));
-          due = true;
-          break;
-        }
-        case kWatchdog: {
-          uint64_t expirations = 0;
-          (void)!read(d.watchdog.get(), &expirations, sizeof(expirations));
-          sd_notify(0, "WATCHDOG=1");
-          break;
-        }
-        case kControl:
-          d.control->server().on_listen_readable(d.manager->now());
-          break;
-        case kMetrics:
-          d.metrics_endpoint->on_listen_readable(d.manager->now());
-          break;
-        case kProcesses: {
-          auto got = d.watcher->on_readable();
-          if (!got) {
-            spdlog::error("process connector: {}, ignoring", got.error().message);
-            break;
-          }
-          d.manager->on_pool_events(*got);
-          break;
-        }
-        default:
-          break;
-      }
-    }
-    // The bus: also when its own timeout passed (no fd event), sd_bus_process() handles that.
-    if (auto r = d.bus->process(); !r) {
-      spdlog::critical("{}", r.error().message);
-      return 1;
-    }
-    auto unit_events = d.bus->take_events();
-    if (!unit_events.empty()) {
-      d.manager->on_unit_events(unit_events);
-      // After reading many units at once (a thousand pools starting, a daemon-reload), give the heap's free pages
-      // back: they would stay resident for good.
-      if (d.manager->stats().units_read - units_read_at_trim >= 64) {
-        ::malloc_trim(0);
-        units_read_at_trim = d.manager->stats().units_read;
-      }
-    }
-    if (due || d.manager->dirty()) next = d.manager->evaluate();
-    d.notify_status();
+  d.manager->discover([&d] {
+    if (!d.ready) d.on_discovered();
+  });
+  auto r = d.loop->run();
+  if (!r) {
+    spdlog::critical("{}", r.error().message);
+    return 1;
   }
+  if (*r != 0) spdlog::critical("lost the connection to the system bus");
+  return *r == 0 ? 0 : 1;
 }
 
 }  // namespace idlepool::daemon

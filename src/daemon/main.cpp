@@ -9,7 +9,9 @@
 #include "idlepool/version.h"
 #include "options.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   std::vector<std::string> args(argv, argv + argc);
   auto inv = idlepool::daemon::parse_invocation(args);
   if (!inv) {
@@ -36,4 +38,19 @@ int main(int argc, char** argv) {
     return 1;
   }
   return (*daemon)->run();
+}
+
+}  // namespace
+
+// Recoverable errors travel as values; an exception reaching here is a bug or an exhausted machine: said, and the
+// daemon exits non-zero so that systemd restarts it.
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    spdlog::critical("unexpected error: {}", e.what());
+  } catch (...) {
+    spdlog::critical("unexpected error");
+  }
+  return 1;
 }

@@ -16,25 +16,29 @@ constexpr const char* kUsage =
 
 po::options_description settings() {
   po::options_description d("Settings (also in the configuration file; the command line wins)");
-  d.add_options()
-      ("idle-timeout", po::value<std::string>(), "stop a pool after this long without accepts or requests (300s)")
-      ("min-uptime", po::value<std::string>(), "never stop a pool that has been up less than this (30s)")
-      ("stall-timeout", po::value<std::string>(), "connections queued this long with none accepted and no worker: "
-                                                  "nudge php-fpm ondemand pools, report others (5s; 0: off)")
-      ("unit-pattern", po::value<std::vector<std::string>>(), "manage services matching this glob (repeatable; "
-                                                              "default php*-fpm@*.service and php*-fpm.service)")
-      ("unit", po::value<std::vector<std::string>>(), "manage this service (repeatable)")
-      ("pin", po::value<std::vector<std::string>>(), "never stop this service (repeatable)")
-      ("stop-method", po::value<std::string>(), "bus (StopUnit over D-Bus) or systemctl (systemctl stop --no-block)")
-      ("max-stops-per-second", po::value<double>(), "global limit on stops (2)")
-      ("stop-burst", po::value<double>(), "stops allowed at once before the limit applies (4)")
-      ("dry-run", po::value<bool>()->implicit_value(true), "log the stops instead of doing them")
-      ("probe-tier", po::value<std::string>(), "kernel probe hooks: auto, fentry, sock or syscall")
-      ("log-level", po::value<std::string>(), "trace, debug, info, warn or error (info)")
-      ("control-socket", po::value<std::string>(), "idlepoolctl's socket (/run/idlepool/control.sock)")
-      ("control-group", po::value<std::string>(), "group allowed to use the control socket (default: root only)")
-      ("metrics-listen", po::value<std::string>(), "Prometheus metrics on IP:PORT ([::1]:PORT for IPv6), or off "
-                                                   "(127.0.0.1:10071)");
+  d.add_options()("idle-timeout", po::value<std::string>(),
+                  "stop a pool after this long without accepts or requests (300s)")(
+      "min-uptime", po::value<std::string>(), "never stop a pool that has been up less than this (30s)")(
+      "stall-timeout", po::value<std::string>(),
+      "connections queued this long with none accepted and no worker: "
+      "nudge php-fpm ondemand pools, report others (5s; 0: off)")("unit-pattern", po::value<std::vector<std::string>>(),
+                                                                  "manage services matching this glob (repeatable; "
+                                                                  "default php*-fpm@*.service and php*-fpm.service)")(
+      "unit", po::value<std::vector<std::string>>(), "manage this service (repeatable)")(
+      "pin", po::value<std::vector<std::string>>(), "never stop this service (repeatable)")(
+      "stop-method", po::value<std::string>(), "bus (StopUnit over D-Bus) or systemctl (systemctl stop --no-block)")(
+      "max-stops-per-second", po::value<double>(), "global limit on stops (2)")(
+      "stop-burst", po::value<double>(), "stops allowed at once before the limit applies (4)")(
+      "dry-run", po::value<bool>()->implicit_value(true), "log the stops instead of doing them")(
+      "allow-abrupt-stop", po::value<bool>()->implicit_value(true),
+      "also stop pools whose stop may cut requests in flight (php-fpm with SIGTERM or process_control_timeout = 0)")(
+      "probe-tier", po::value<std::string>(), "kernel probe hooks: auto, fentry, sock or syscall")(
+      "log-level", po::value<std::string>(), "trace, debug, info, warn or error (info)")(
+      "control-socket", po::value<std::string>(), "idlepoolctl's socket (/run/idlepool/control.sock)")(
+      "control-group", po::value<std::string>(), "group allowed to use the control socket (default: root only)")(
+      "metrics-listen", po::value<std::string>(),
+      "Prometheus metrics on IP:PORT ([::1]:PORT for IPv6), or off "
+      "(127.0.0.1:10071)");
   return d;
 }
 
@@ -44,7 +48,7 @@ int line_of(const std::string& text, const std::string& key) {
   std::string line;
   int n = 0;
   std::string section;
-  for (; std::getline(in, line); ) {
+  for (; std::getline(in, line);) {
     ++n;
     auto first = line.find_first_not_of(" \t");
     if (first == std::string::npos) continue;
@@ -84,17 +88,19 @@ Result<void> apply_pool_setting(DaemonConfig& config, const std::string& option,
     (key == "idle-timeout" ? o.idle_timeout : key == "min-uptime" ? o.min_uptime : o.stall_timeout) = *d;
     return {};
   }
-  if (key == "pin") {
+  if (key == "pin" || key == "allow-abrupt-stop") {
+    bool on = false;
     if (value == "true" || value == "yes" || value == "1") {
-      o.pin = true;
-    } else if (value == "false" || value == "no" || value == "0") {
-      o.pin = false;
-    } else {
-      return Error{"[pool " + unit + "] pin: '" + value + "' is not true or false", EINVAL};
+      on = true;
+    } else if (value != "false" && value != "no" && value != "0") {
+      return Error{"[pool " + unit + "] " + key + ": '" + value + "' is not true or false", EINVAL};
     }
+    (key == "pin" ? o.pin : o.allow_abrupt_stop) = on;
     return {};
   }
-  return Error{"[pool " + unit + "]: unknown setting '" + key + "' (known: idle-timeout, min-uptime, stall-timeout, pin)", EINVAL};
+  return Error{"[pool " + unit + "]: unknown setting '" + key +
+                   "' (known: idle-timeout, min-uptime, stall-timeout, pin, allow-abrupt-stop)",
+               EINVAL};
 }
 
 }  // namespace
@@ -209,6 +215,7 @@ Result<Invocation> parse_invocation(const std::vector<std::string>& args) {
   if (vm.count("max-stops-per-second")) c.max_stops_per_second = vm["max-stops-per-second"].as<double>();
   if (vm.count("stop-burst")) c.stop_burst = vm["stop-burst"].as<double>();
   if (vm.count("dry-run")) c.dry_run = vm["dry-run"].as<bool>();
+  if (vm.count("allow-abrupt-stop")) c.allow_abrupt_stop = vm["allow-abrupt-stop"].as<bool>();
   if (vm.count("probe-tier")) c.probe_tier = vm["probe-tier"].as<std::string>();
   if (vm.count("log-level")) c.log_level = vm["log-level"].as<std::string>();
   if (vm.count("control-socket")) c.control_socket = vm["control-socket"].as<std::string>();

@@ -1,10 +1,14 @@
 // The daemon's logic: which pools exist (systemd units matching the configuration, with their .socket units), what
-// is known of each (probe counters, processes, unit state, stop safety), what the policy decides, and carrying out
-// the stops. Every side effect goes through an interface it is given (ServiceManager, ListenerSource, ProcessSource,
-// a clock), so unit tests drive it with fakes and the daemon with the real adapters.
+// is known of each (probe counters, processes, unit state, its kind's verdict on stopping it), what the policy
+// decides, and carrying out the stops. Every side effect goes through an interface it is given (ServiceManager,
+// ListenerSource, ProcessSource, the service kinds, a clock), so unit tests drive it with fakes and the daemon with
+// the real adapters. Calls to systemd are asynchronous: their answers come back through callbacks from the event
+// loop, and nothing here ever waits for one.
+//
+// Layout: pool_manager.cpp orchestrates (events in, decisions, stops), discovery.cpp finds and reads pools,
+// pool_status.cpp renders the status model (read-only).
 #pragma once
 
-#include <array>
 #include <functional>
 #include <map>
 #include <optional>
@@ -12,26 +16,24 @@
 #include <string>
 #include <vector>
 
-#include "idlepool/core/address.h"
 #include "idlepool/core/config.h"
-#include "idlepool/core/php_fpm.h"
 #include "idlepool/core/policy.h"
 #include "idlepool/core/process_tracker.h"
 #include "idlepool/core/status.h"
+#include "idlepool/kinds/service_kind.h"
 #include "idlepool/sys/probe.h"
 #include "idlepool/sys/process_watcher.h"
 #include "idlepool/sys/service_manager.h"
+#include "pool.h"
 
 namespace idlepool::daemon {
 
 using Clock = std::function<MonoTime()>;
-// Reads a php-fpm service's configuration (the real one reads files; tests give text).
-using PhpFpmReader = std::function<Result<PhpFpmConfig>(const std::string& path)>;
 // Whether a unix socket path exists as a socket (post-stop check; tests fake it).
 using SocketPathCheck = std::function<bool(const std::string& path)>;
 // memory.current of a cgroup, when accounted.
 using MemoryReader = std::function<std::optional<uint64_t>(const std::string& cgroup)>;
-// Opens and closes one connection to a listening socket (sys::nudge; tests record the calls).
+// Opens and closes one connection to a listening socket (sys::nudge; tests record the calls). Must not block.
 using Nudger = std::function<Result<void>(const SocketAddress& address)>;
 
 // Daemon-wide counts, for the status model.
@@ -48,20 +50,21 @@ class PoolManager {
     sys::ServiceManager& systemd;
     sys::ListenerSource& probe;
     sys::ProcessSource& processes;
+    const kinds::Kinds& kinds;
     Clock now;
-    PhpFpmReader read_php_fpm;
     SocketPathCheck socket_exists;
     MemoryReader memory;
     Nudger nudge;
   };
   PoolManager(DaemonConfig config, Deps deps);
 
-  // Finds the pools the configuration names, adds new ones, forgets those that are gone. Logs what it finds.
-  void discover();
-  // Called every few dozen units while discover() reads them (the daemon extends systemd's start timeout with it),
-  // between batches of a discovery with the units read so far; returning false abandons the rest (the daemon
-  // is asked to stop): the pools read so far are kept.
-  void on_discovery_progress(std::function<bool(size_t done, size_t total)> f) { progress_ = std::move(f); }
+  // Finds the pools the configuration names, adds new ones, forgets those that are gone: asynchronously, in batches;
+  // `done` (if any) is called when this discovery has finished. A discovery asked for while one runs follows it.
+  void discover(std::function<void()> done = {});
+  bool discovering() const { return discovery_.running; }
+  // While a discovery reads units: between batches, with the units read so far (the daemon extends systemd's start
+  // timeout with it).
+  void on_discovery_progress(std::function<void(size_t done, size_t total)> f) { progress_ = std::move(f); }
   // Takes in what systemd reported; affected pools are decided again at the next evaluate().
   void on_unit_events(const std::vector<sys::UnitEvent>& events);
   // Takes in what the process watcher reported: a pool whose last worker or main process exited is decided again
@@ -75,97 +78,93 @@ class PoolManager {
   // New configuration (SIGHUP): pools and their state are kept; policies and patterns change.
   void reconfigure(DaemonConfig config);
 
-  // Reads the probe and the pools' memory without deciding anything (for a metrics scrape or a status request).
+  // Reads the probe's counters and the pools' memory for a status request or a scrape. Decides nothing and moves
+  // no timing: only the readings shown change.
   void refresh();
   // idlepoolctl: pins survive reloads but not restarts (pins meant to last belong in the configuration).
   Result<void> pin(const std::string& unit, bool on);
   // Stops `unit` now if that is safe (every rule of the policy but the idle timeout); refuses with the reason.
   Result<std::string> stop_now(const std::string& unit);
-  std::vector<status::Audit> audit() const;
   bool has(const std::string& unit) const { return pools_.count(unit) > 0; }
 
+  // The status model's pools, audits and summary (pool_status.cpp). Read-only.
   std::vector<status::Pool> status() const;
-  const ManagerStats& stats() const { return stats_; }
-  MonoTime now() const { return deps_.now(); }
-  // One line for sd_notify STATUS=.
+  std::vector<status::Audit> audit() const;
   std::string summary() const;
+  const ManagerStats& stats() const { return stats_; }
+  struct DiscoveryProgress {
+    bool running = false;
+    size_t done = 0, total = 0;
+  };
+  DiscoveryProgress discovery_progress() const { return {discovery_.running, discovery_.done, discovery_.total}; }
+  MonoTime now() const { return deps_.now(); }
 
  private:
-  struct Pool {
-    std::string unit;
-    sys::ServiceUnit service;
-    std::vector<sys::SocketUnit> sockets;
-    struct Listener {
-      std::string socket_unit;
-      SocketAddress address;
-      std::optional<sys::ListenerId> id;
-    };
-    std::vector<Listener> listeners;
-    MonoTime watched_since{0};
-    StopSafety safety;
-    std::optional<std::string> unsafe_after_stop;
-    bool down = true;  // inactive or failed (everything else, activating and deactivating too, is up)
-    bool in_watcher = false;
-    bool stop_requested = false;
-    bool stopped_by_us = false;
-    status::StopCause stop_cause = status::StopCause::kIdle;
-    Decision decision;
-    std::optional<MonoTime> last_activity;
-    std::array<uint64_t, std::size(status::kStopCauses)> stops{};
-    uint64_t wakes = 0;
-    std::optional<uint64_t> memory_bytes;
-    std::optional<uint64_t> memory_at_stop;
-    uint64_t memory_released_bytes = 0;
-    std::optional<MonoTime> waking_since;  // started by a connection after our stop: time its first use
-    std::optional<MonoTime> process_event_at;  // a worker or main exit not yet followed by a decision
-    status::LatencyHistogram wake_latency;
-    bool can_wake = false;
-    // Stalls (check_stall): connections queued with none accepted since `queued_since`. A stall starts only as the
-    // last worker exits (php-fpm forks for every connection that arrives once it has none), so the daemon looks once,
-    // stall_timeout after that exit (and after it began watching a running pool): no periodic looks.
-    uint64_t accepts_seen = 0;
-    std::optional<MonoTime> queued_since;
-    std::optional<MonoTime> workers_gone_at;      // the last worker's exit (or the start of watching)
-    bool stall_baseline_pending = false;          // its accepts are recorded at the next look
-    std::optional<uint64_t> accepts_when_gone;    // accepts then: none since means a queued connection waited
-    std::optional<MonoTime> stall_look_at;
-    std::vector<MonoTime> starts;  // seen while watching, within systemd's start-limit interval
-    bool nudge_on_stall = false;  // a php-fpm ondemand pool: a new connection makes its master fork a worker
-    std::optional<MonoTime> last_nudge;
-    bool stall_reported = false;  // said once a stall (a report, or a failed nudge)
-    std::array<uint64_t, std::size(status::kStallActions)> stalls{};
+  // ---- discovery (discovery.cpp) ----
+  struct Discovery {
+    bool running = false;
+    bool again = false;  // asked for while running
+    std::vector<std::string> wanted;
+    std::vector<std::string> fresh;
+    size_t done = 0, total = 0;
+    std::vector<std::string> added;
+    std::chrono::steady_clock::time_point started;
+    std::vector<std::function<void()>> waiting;
+    // Units whose read is in flight, and what systemd signalled about them meanwhile: newer than the read's answer,
+    // applied once the pool is in the model (a read asked for if a signal could not say).
+    std::map<std::string, std::vector<sys::UnitChanges>> reading;
+    std::set<std::string> reread;
   };
+  void list_wanted();
+  void read_next_chunk();
+  std::vector<std::string> add_services(const std::vector<std::string>& chunk,
+                                        std::vector<Result<ServiceUnit>> services);
+  void set_sockets_from(Pool& pool, const std::map<std::string, Result<SocketUnit>>& read);
+  void finish_discovery();
+  void forget(const std::string& unit);
+  bool manages(const std::string& unit) const;
 
-  // Sockets read ahead for a batch of pools (discovery), by unit name.
-  using SocketsRead = std::map<std::string, Result<sys::SocketUnit>>;
-  void load(Pool& pool, sys::ServiceUnit service, SocketsRead* read);
-  void register_listeners(Pool& pool);
+  // ---- a pool's units ----
+  void set_sockets(Pool& pool, std::vector<SocketUnit> sockets);
+  void read_sockets_of(const std::vector<std::string>& units);
   void register_listeners(const std::vector<Pool*>& pools);
   void unregister_listeners(Pool& pool);
   void assess_safety(Pool& pool);
-  void refresh_service(Pool& pool, Result<sys::ServiceUnit> svc);
-  void refresh_sockets(Pool& pool, SocketsRead* read = nullptr);
+  void apply_service(Pool& pool, ServiceUnit svc);
+  void on_stopped(Pool& pool);
+  void on_started(Pool& pool);
   void follow_processes(Pool& pool);
-  void forget(const std::string& unit);
-  bool manages(const std::string& unit) const;
-  PoolSnapshot snapshot(Pool& pool, const std::map<sys::ListenerId, sys::ListenerSnapshot>& counters, MonoTime now);
+  void check_socket_paths(Pool& pool);
+  void read_services_of(const std::vector<std::string>& units);
+  void after_reload();
+  void apply_socket_events(const std::set<std::string>& reads,
+                           const std::map<std::string, std::vector<sys::UnitChanges>>& patches);
+  void apply_patches(Pool& pool, const std::vector<sys::UnitChanges>& patches);
+
+  // ---- deciding and acting ----
+  PoolSnapshot snapshot(const Pool& pool, MonoTime now) const;
+  uint64_t accepts_of(const Pool& pool) const;
+  PoolPolicy policy_for(const std::string& unit) const;
+  PoolSnapshot observe(Pool& pool, MonoTime now);
+  Decision decide_one(Pool& pool, const PoolSnapshot& snap, MonoTime now);
+  std::optional<Decision> recheck_before_stop(Pool& pool, const PoolPolicy& policy, MonoTime now);
+  std::optional<MonoTime> after_decision(Pool& pool, const PoolSnapshot& snap, MonoTime now);
   void stop(Pool& pool, MonoTime now);
   void repair_stall(Pool& pool, const PoolSnapshot& snap, MonoTime now);
-  void after_stop(Pool& pool);
   bool read_counters();
   void time_wakes();
-  PoolPolicy policy_for(const std::string& unit) const;
 
   DaemonConfig config_;
   Deps deps_;
   StopRateLimiter limiter_;
   std::map<std::string, Pool> pools_;
   std::map<sys::ListenerId, sys::ListenerSnapshot> last_counters_;
+  std::map<std::string, std::string> socket_owners_;  // canonical unix socket path -> the pool it belongs to
   std::set<std::string> runtime_pins_;
   ManagerStats stats_;
+  Discovery discovery_;
   bool dirty_ = true;
-  bool defer_registration_ = false;
-  std::function<bool(size_t, size_t)> progress_;
+  std::function<void(size_t, size_t)> progress_;
 };
 
 }  // namespace idlepool::daemon

@@ -33,7 +33,6 @@ struct Families {
   }
 };
 
-
 }  // namespace
 
 std::vector<MetricFamily> build(const status::Model& s) {
@@ -42,9 +41,11 @@ std::vector<MetricFamily> build(const status::Model& s) {
   auto& info = f.add("idlepool_build_info", "idlepool version", MetricType::Gauge);
   info.metric.push_back(value({{"version", d.version}}, 1, MetricType::Gauge));
 
-  auto& tier = f.add("idlepool_probe_tier", "Hook tier of each probe counter (1 for the tier in use)", MetricType::Gauge);
-  for (auto [counter, t] : {std::pair{"accepts", &d.probe.accepts}, std::pair{"requests", &d.probe.requests},
-                            std::pair{"tcp_closes", &d.probe.tcp_closes}, std::pair{"unix_closes", &d.probe.unix_closes}})
+  auto& tier =
+      f.add("idlepool_probe_tier", "Hook tier of each probe counter (1 for the tier in use)", MetricType::Gauge);
+  for (auto [counter, t] :
+       {std::pair{"accepts", &d.probe.accepts}, std::pair{"requests", &d.probe.requests},
+        std::pair{"tcp_closes", &d.probe.tcp_closes}, std::pair{"unix_closes", &d.probe.unix_closes}})
     tier.metric.push_back(value({{"counter", counter}, {"tier", *t}}, 1, MetricType::Gauge));
 
   f.add("idlepool_process_events_total", "Process-connector events read", MetricType::Counter)
@@ -58,39 +59,44 @@ std::vector<MetricFamily> build(const status::Model& s) {
       .metric.push_back(value({}, static_cast<double>(d.processes.resyncs), MetricType::Counter));
   f.add("idlepool_bus_errors_total", "Failed calls to systemd", MetricType::Counter)
       .metric.push_back(value({}, static_cast<double>(d.bus_errors), MetricType::Counter));
-  auto& deferred = f.add("idlepool_decisions_deferred_total", "Stops that were due and waited, by why",
-                         MetricType::Counter);
+  auto& deferred =
+      f.add("idlepool_decisions_deferred_total", "Stops that were due and waited, by why", MetricType::Counter);
   for (auto [why, n] : {std::pair{"rate-limit", d.deferred_rate_limit}, std::pair{"in-flight", d.deferred_in_flight}})
     deferred.metric.push_back(value({{"reason", why}}, static_cast<double>(n), MetricType::Counter));
 
   auto& up = f.add("idlepool_pool_up", "1 if the pool's service is running", MetricType::Gauge);
-  auto& state = f.add("idlepool_pool_state", "The pool service's systemd state (1 for the current one)", MetricType::Gauge);
+  auto& state =
+      f.add("idlepool_pool_state", "The pool service's systemd state (1 for the current one)", MetricType::Gauge);
   auto& pinned = f.add("idlepool_pool_pinned", "1 if the pool is never stopped", MetricType::Gauge);
   auto& safe = f.add("idlepool_pool_stop_safe", "1 if the pool can be stopped safely (it can wake, nothing unsafe)",
                      MetricType::Gauge);
-  auto& accepts = f.add("idlepool_pool_accepts_total", "Connections accepted on the pool's socket", MetricType::Counter);
-  auto& requests = f.add("idlepool_pool_requests_total",
-                         "Request cycles on the pool's socket (absent where the probe tier cannot count them)",
-                         MetricType::Counter);
+  auto& accepts =
+      f.add("idlepool_pool_accepts_total", "Connections accepted on the pool's socket", MetricType::Counter);
+  auto& requests =
+      f.add("idlepool_pool_requests_total",
+            "Request cycles on the pool's socket (absent where the probe tier cannot count them)", MetricType::Counter);
   auto& active = f.add("idlepool_pool_active_connections", "Accepted connections not yet closed", MetricType::Gauge);
   auto& backlog = f.add("idlepool_pool_backlog_connections", "Connections waiting to be accepted", MetricType::Gauge);
   auto& processes = f.add("idlepool_pool_processes", "Processes of the pool alive", MetricType::Gauge);
   auto& workers = f.add("idlepool_pool_workers", "Processes of the pool besides its main one", MetricType::Gauge);
-  auto& idle = f.add("idlepool_pool_idle_seconds", "Seconds since the last accept, request or close", MetricType::Gauge);
+  auto& idle =
+      f.add("idlepool_pool_idle_seconds", "Seconds since the last accept, request or close", MetricType::Gauge);
   auto& stop_in = f.add("idlepool_pool_stop_in_seconds", "Seconds until the planned stop (absent if none is planned)",
                         MetricType::Gauge);
   auto& stops = f.add("idlepool_pool_stops_total", "Stops of the pool by idlepool, by reason", MetricType::Counter);
   auto& wakes = f.add("idlepool_pool_wakes_total", "Starts of the pool by a connection after idlepool stopped it",
                       MetricType::Counter);
-  auto& stalls = f.add("idlepool_pool_stalls_total",
-                       "Looks at stalled pools (connections queued, none accepted, no worker): nudged, nudge-failed or reported",
-                       MetricType::Counter);
+  auto& stalls =
+      f.add("idlepool_pool_stalls_total",
+            "Looks at stalled pools (connections queued, none accepted, no worker): nudged, nudge-failed or reported",
+            MetricType::Counter);
   auto& latency = f.add("idlepool_pool_wake_latency_seconds",
                         "From the start of a stopped pool to its first accept or request", MetricType::Histogram);
-  auto& memory = f.add("idlepool_pool_memory_bytes", "memory.current of the pool's cgroup while it runs",
-                       MetricType::Gauge);
-  auto& released = f.add("idlepool_pool_memory_released_bytes_total",
-                         "memory.current of the pool's cgroup just before each of its stops, summed", MetricType::Counter);
+  auto& memory =
+      f.add("idlepool_pool_memory_bytes", "memory.current of the pool's cgroup while it runs", MetricType::Gauge);
+  auto& released =
+      f.add("idlepool_pool_memory_released_bytes_total",
+            "memory.current of the pool's cgroup just before each of its stops, summed", MetricType::Counter);
   double released_total = 0;
   for (const auto& p : s.pools) {
     std::vector<ClientMetric::Label> pool{{"pool", p.unit}};

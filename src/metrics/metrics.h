@@ -1,6 +1,6 @@
-// Prometheus metrics of idlepoold: the metric families of the status model (core/status.h), their text exposition, and the HTTP
-// side of the endpoint. Reading metrics never touches a pool: everything comes from the daemon's own model (probe
-// counters, process tracking, systemd state).
+// Prometheus metrics of idlepoold: the metric families of the status model (core/status.h), their text exposition, and
+// the HTTP side of the endpoint. Reading metrics never touches a pool: everything comes from the daemon's own model
+// (probe counters, process tracking, systemd state).
 //
 // All of it is pure: the daemon serves the endpoint from its own epoll loop (a StreamServer answering with
 // wire::respond_http), building a snapshot when a scrape comes in. No thread, no timer: an idle daemon is not woken

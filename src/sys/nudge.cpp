@@ -19,7 +19,7 @@ Error failure(const SocketAddress& address, const std::string& what, int err) {
 
 }  // namespace
 
-Result<void> nudge(const SocketAddress& address, std::chrono::milliseconds timeout) {
+Result<UniqueFd> start_nudge(const SocketAddress& address) {
   sockaddr_storage ss{};
   socklen_t len = 0;
   int family = AF_UNIX;
@@ -57,8 +57,16 @@ Result<void> nudge(const SocketAddress& address, std::chrono::milliseconds timeo
   }
   UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return failure(address, "socket", errno);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0) return {};
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0) return UniqueFd();
   if (errno != EINPROGRESS) return failure(address, "connect", errno);  // unix: EAGAIN when its queue is full
+  return fd;
+}
+
+Result<void> nudge(const SocketAddress& address, std::chrono::milliseconds timeout) {
+  auto started = start_nudge(address);
+  if (!started) return started.error();
+  if (!started->valid()) return {};
+  UniqueFd fd = std::move(*started);
   pollfd p{fd.get(), POLLOUT, 0};
   int n = ::poll(&p, 1, static_cast<int>(timeout.count()));
   if (n < 0) return failure(address, "poll", errno);

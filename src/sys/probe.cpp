@@ -88,31 +88,37 @@ thread_local LibbpfLog* LibbpfLog::current_ = nullptr;
 
 // ---- tiers ------------------------------------------------------------------------------------------------------
 
+// A tier: its programs (the skeleton's own fields, never looked up by name) and what it counts.
 struct TierPlan {
   Tier tier;
-  std::vector<const char*> programs;
+  std::vector<bpf_program*> (*programs)(const idlepool_bpf* skel);
   Tier accepts, requests, unix_closes;
 };
 
 // Closes: TCP through inet_sock_set_state in every tier; unix only where unix_release_sock can be hooked.
-const TierPlan kFentryPlan{Tier::kFentry,
-                           {"fexit_inet_accept", "fexit_unix_accept", "fexit_tcp_recvmsg", "fexit_unix_recvmsg",
-                            "fentry_tcp_sendmsg", "fentry_unix_sendmsg", "fentry_unix_release", "tp_inet_set_state",
-                            "iter_unix_listeners"},
-                           Tier::kFentry,
-                           Tier::kFentry,
-                           Tier::kFentry};
+const TierPlan kFentryPlan{
+    Tier::kFentry,
+    [](const idlepool_bpf* s) {
+      return std::vector<bpf_program*>{
+          s->progs.fexit_inet_accept,   s->progs.fexit_unix_accept,  s->progs.fexit_tcp_recvmsg,
+          s->progs.fexit_unix_recvmsg,  s->progs.fentry_tcp_sendmsg, s->progs.fentry_unix_sendmsg,
+          s->progs.fentry_unix_release, s->progs.tp_inet_set_state,  s->progs.iter_unix_listeners};
+    },
+    Tier::kFentry, Tier::kFentry, Tier::kFentry};
 const TierPlan kSockPlan{Tier::kSock,
-                         {"tp_inet_set_state", "tp_sk_data_ready", "tp_sock_recv", "tp_sock_send",
-                          "iter_unix_listeners"},
-                         Tier::kSock,
-                         Tier::kSock,
-                         Tier::kUnavailable};
+                         [](const idlepool_bpf* s) {
+                           return std::vector<bpf_program*>{s->progs.tp_inet_set_state, s->progs.tp_sk_data_ready,
+                                                            s->progs.tp_sock_recv, s->progs.tp_sock_send,
+                                                            s->progs.iter_unix_listeners};
+                         },
+                         Tier::kSock, Tier::kSock, Tier::kUnavailable};
 const TierPlan kSyscallPlan{Tier::kSyscall,
-                            {"tp_exit_accept", "tp_exit_accept4", "tp_inet_set_state", "iter_unix_listeners"},
-                            Tier::kSyscall,
-                            Tier::kUnavailable,
-                            Tier::kUnavailable};
+                            [](const idlepool_bpf* s) {
+                              return std::vector<bpf_program*>{s->progs.tp_exit_accept, s->progs.tp_exit_accept4,
+                                                               s->progs.tp_inet_set_state,
+                                                               s->progs.iter_unix_listeners};
+                            },
+                            Tier::kSyscall, Tier::kUnavailable, Tier::kUnavailable};
 
 // Kernel functions and tracepoints each tier hooks, checked in the kernel's BTF before trying to load, so that the
 // reason a tier is passed over names what is missing.
@@ -172,12 +178,11 @@ Result<Loaded> try_tier(const TierPlan& plan, const ProbeOptions& options, const
   if (options.btf_path != "/sys/kernel/btf/vmlinux") open_opts.btf_custom_path = options.btf_path.c_str();
   Skeleton skel(idlepool_bpf__open_opts(&open_opts));
   if (!skel) return Error::from_errno("cannot open the probe object", errno);
+  // Only the tier's programs are loaded; every other one is left out of the kernel altogether.
+  const std::vector<bpf_program*> wanted = plan.programs(skel.get());
   bpf_program* prog = nullptr;
   bpf_object__for_each_program(prog, skel->obj) {
-    const char* name = bpf_program__name(prog);
-    bool wanted = std::any_of(plan.programs.begin(), plan.programs.end(),
-                              [&](const char* p) { return std::strcmp(p, name) == 0; });
-    bpf_program__set_autoload(prog, wanted);
+    bpf_program__set_autoload(prog, std::find(wanted.begin(), wanted.end(), prog) != wanted.end());
   }
   skel->rodata->accept_on_first_sight = plan.tier == Tier::kFentry;
   if (int err = idlepool_bpf__load(skel.get()); err != 0) {
@@ -185,20 +190,22 @@ Result<Loaded> try_tier(const TierPlan& plan, const ProbeOptions& options, const
     return Error{"load failed: " + std::string(std::strerror(-err)) + (why.empty() ? "" : " (" + why + ")"), -err};
   }
   Loaded loaded{std::move(skel), {}};
-  for (const char* name : plan.programs) {
-    bpf_program* p = bpf_object__find_program_by_name(loaded.skel->obj, name);
+  // Every program attached, or the tier fails: a probe with a hook missing would count wrong, silently.
+  for (bpf_program* p : plan.programs(loaded.skel.get())) {
+    const char* name = bpf_program__name(p);
     log.clear();
     Link link(bpf_program__attach(p));
     if (!link) {
       int err = errno;
       std::string why = log.reason();
-      return Error{"attaching " + std::string(name) + " failed: " + std::strerror(err) +
-                       (why.empty() ? "" : " (" + why + ")"),
-                   err};
+      return Error{
+          "attaching " + std::string(name) + " failed: " + std::strerror(err) + (why.empty() ? "" : " (" + why + ")"),
+          err};
     }
-    if (std::strcmp(name, "iter_unix_listeners") == 0) loaded.unix_iter = link.get();
+    if (p == loaded.skel->progs.iter_unix_listeners) loaded.unix_iter = link.get();
     loaded.links.push_back(std::move(link));
   }
+  if (!loaded.unix_iter) return Error{"the unix socket iterator was not attached", ENOENT};
   return loaded;
 }
 
@@ -295,13 +302,27 @@ class Probe::Impl {
     return add_in(address, *view);
   }
 
+  // One socket dump and one run of the unix iterator for the whole batch (a thousand pools at start: one pass each,
+  // not a thousand).
   std::vector<Result<ListenerId>> add_many(const std::vector<SocketAddress>& addresses) {
     bool tcp = false, unix_sockets = false;
     for (const auto& a : addresses) (a.is_tcp() ? tcp : unix_sockets) = true;
     std::vector<Result<ListenerId>> out;
     out.reserve(addresses.size());
     auto view = dump(tcp, unix_sockets);
+    batching_ = true;
+    learn_pending_ = false;
     for (const auto& a : addresses) out.push_back(view ? add_in(a, *view) : Result<ListenerId>(view.error()));
+    batching_ = false;
+    if (learn_pending_) {
+      if (auto learnt = learn_unix_listeners(); !learnt) {
+        for (size_t i = 0; i < out.size(); ++i)
+          if (out[i] && addresses[i].is_unix()) {
+            (void)remove(*out[i]);
+            out[i] = learnt.error();
+          }
+      }
+    }
     return out;
   }
 
@@ -477,7 +498,8 @@ class Probe::Impl {
   static uint32_t count_unix_accepted(uint64_t listener_cookie, const SocketAddress& bound, const SocketView& view) {
     std::set<uint32_t> queued;
     for (const auto& s : view.unix_sockets)
-      if (s.state == wire::kTcpListen && s.cookie == listener_cookie) queued.insert(s.queued_peers.begin(), s.queued_peers.end());
+      if (s.state == wire::kTcpListen && s.cookie == listener_cookie)
+        queued.insert(s.queued_peers.begin(), s.queued_peers.end());
     uint32_t n = 0;
     for (const auto& s : view.unix_sockets)
       if (s.state == wire::kTcpEstablished && s.has_name && s.abstract == bound.abstract && s.name == bound.path &&
@@ -519,9 +541,16 @@ class Probe::Impl {
       entry.tcp_key.netns_ino = netns_;
       entry.tcp_key.port = reg.bound.port;
       std::memcpy(entry.tcp_key.addr, reg.bound.ip.data(), 16);
-      bpf_map__update_elem(loaded_.skel->maps.tcp_listeners, &entry.tcp_key, sizeof(entry.tcp_key), &reg.cookie,
-                           sizeof(reg.cookie), BPF_ANY);
+      if (bpf_map__update_elem(loaded_.skel->maps.tcp_listeners, &entry.tcp_key, sizeof(entry.tcp_key), &reg.cookie,
+                               sizeof(reg.cookie), BPF_ANY) != 0) {
+        int err = errno;
+        entry.tcp = false;  // not in the map: nothing of it to delete
+        release(reg.cookie);
+        return Error::from_errno("cannot register " + reg.address.to_string() + " with the probe", err);
+      }
       adjust_port(reg.bound.port, +1);
+    } else if (batching_) {
+      learn_pending_ = true;  // add_many() runs the iterator once for the whole batch
     } else if (auto learnt = learn_unix_listeners(); !learnt) {
       release(reg.cookie);
       return learnt;
@@ -622,6 +651,8 @@ class Probe::Impl {
   SockDiag diag_;
   uint32_t netns_;
   ListenerId next_id_ = 1;
+  bool batching_ = false;       // inside add_many()
+  bool learn_pending_ = false;  // a unix listener was added in the batch: the iterator runs once at its end
   std::map<ListenerId, Registration> regs_;
   std::map<uint64_t, KernelEntry> kernel_;
 };
@@ -630,17 +661,17 @@ Result<std::unique_ptr<Probe>> Probe::load(const ProbeOptions& options) {
   // CAP_BPF is 39 and CAP_PERFMON 38 (Linux 5.8); older headers lack the names.
   constexpr int kCapPerfmon = 38, kCapBpf = 39;
   if (!has_capability(CAP_SYS_ADMIN) && !(has_capability(kCapBpf) && has_capability(kCapPerfmon)))
-    return Error{"loading the probe needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN); this process has "
-                 "neither",
-                 EPERM};
+    return Error{
+        "loading the probe needs root (CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN); this process has "
+        "neither",
+        EPERM};
   if (::access(options.btf_path.c_str(), R_OK) != 0)
     return Error{"kernel BTF not found at " + options.btf_path +
                      " (the probe needs a kernel built with CONFIG_DEBUG_INFO_BTF=y)",
                  ENOENT};
   Btf kernel_btf(btf__parse(options.btf_path.c_str(), nullptr));
   if (!kernel_btf)
-    return Error{"cannot read kernel BTF from " + options.btf_path + ": " + std::strerror(errno) +
-                     " (not a BTF file?)",
+    return Error{"cannot read kernel BTF from " + options.btf_path + ": " + std::strerror(errno) + " (not a BTF file?)",
                  errno};
 
   std::vector<const TierPlan*> plans;

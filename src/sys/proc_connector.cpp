@@ -25,13 +25,15 @@ std::string libnl_error(int err) { return nl_geterror(err); }
 
 uint64_t now_ms() {
   return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
 }
 
 }  // namespace
 
 Result<void> check_initial_namespaces() {
-  struct stat pid_ns {}, user_ns {};
+  struct stat pid_ns {
+  }, user_ns{};
   if (::stat("/proc/self/ns/pid", &pid_ns) != 0) return Error::from_errno("cannot stat /proc/self/ns/pid", errno);
   if (::stat("/proc/self/ns/user", &user_ns) != 0) return Error::from_errno("cannot stat /proc/self/ns/user", errno);
   if (pid_ns.st_ino != kInitPidNs || user_ns.st_ino != kInitUserNs)
@@ -110,9 +112,9 @@ Result<void> ProcConnector::subscribe(std::chrono::milliseconds timeout) {
                      " ms (is this process outside the initial pid namespace, or is CONFIG_PROC_EVENTS off?)",
                  ETIMEDOUT};
   if (ack_error != 0)
-    return Error::from_errno(std::string("the kernel refused the process connector ") + what +
-                                 " (it needs CAP_NET_ADMIN)",
-                             static_cast<int>(ack_error));
+    return Error::from_errno(
+        std::string("the kernel refused the process connector ") + what + " (it needs CAP_NET_ADMIN)",
+        static_cast<int>(ack_error));
   return {};
 }
 

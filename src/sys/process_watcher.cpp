@@ -23,15 +23,6 @@ void ProcessWatcher::remove_pool(const std::string& pool) {
   cgroup_of_.erase(pool);
 }
 
-Result<std::vector<PoolEvent>> ProcessWatcher::resync(const std::string& pool, std::optional<int32_t> main_pid) {
-  auto it = cgroup_of_.find(pool);
-  if (it == cgroup_of_.end()) return Error{"no pool named " + pool + " is watched", ENOENT};
-  auto members = cgroups_.members(it->second);
-  if (!members) return Error{"pool " + pool + ": " + members.error().message, members.error().code};
-  ++stats_.resyncs;
-  return tracker_.sync(pool, *members, main_pid);
-}
-
 Result<std::vector<PoolEvent>> ProcessWatcher::resync_all(
     const std::unordered_map<std::string, PoolProcesses>& before) {
   std::vector<PoolEvent> out;
@@ -94,9 +85,8 @@ Result<std::vector<PoolEvent>> ProcessWatcher::on_readable() {
     auto found = resync_all(before);
     if (!found) return found.error();
     for (const auto& e : *found) {
-      bool known = std::any_of(out.begin(), out.end(), [&](const PoolEvent& o) {
-        return o.kind == e.kind && o.pool == e.pool;
-      });
+      bool known =
+          std::any_of(out.begin(), out.end(), [&](const PoolEvent& o) { return o.kind == e.kind && o.pool == e.pool; });
       if (!known) out.push_back(e);
     }
     return out;

@@ -1,13 +1,25 @@
-// systemd over sd-bus. Units are read property by property with many calls in flight (one unit or a thousand);
-// stops and restarts are single synchronous calls. Signals are parsed by match callbacks while process() (or a read)
-// runs, queued with the values they carry, and handed out by take_events().
+// systemd over sd-bus, attached to the daemon's sd-event loop: nothing here blocks. Units are read property by
+// property with up to kWindow calls in flight (one unit or a thousand), stops and restarts are asynchronous calls,
+// `systemctl stop` is a child process watched through its pidfd. Every answer comes back through a callback from the
+// loop, never before the call that asked returns.
+//
+// Signals: only PID 1's count. sd-bus matches a signal's sender against the well-known name
+// org.freedesktop.systemd1 without knowing who owns it, and the bus delivers signals addressed to this connection
+// from anyone; so every handler checks that the sender is the unique name that owns org.freedesktop.systemd1 (learnt
+// at start, followed through the bus's NameOwnerChanged) and that the signal was broadcast, not addressed to us.
+// Anything else is dropped and counted (SignalGate).
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <deque>
+#include <map>
+#include <memory>
 #include <set>
 #include <utility>
 
@@ -23,6 +35,7 @@ constexpr const char* kSystemd = "org.freedesktop.systemd1";
 constexpr const char* kManagerPath = "/org/freedesktop/systemd1";
 constexpr const char* kManager = "org.freedesktop.systemd1.Manager";
 constexpr const char* kUnitPrefix = "/org/freedesktop/systemd1/unit";
+constexpr const char* kDBus = "org.freedesktop.DBus";
 
 struct BusError {
   sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -51,6 +64,13 @@ struct MessagePtr {
 };
 
 Error bus_error(const std::string& what, const BusError& e, int r) { return Error{what + ": " + e.text(r), -r}; }
+
+// The error a method reply carries, if any.
+std::optional<Error> reply_error(sd_bus_message* m, const std::string& what) {
+  const sd_bus_error* e = sd_bus_message_get_error(m);
+  if (!e) return std::nullopt;
+  return Error{what + ": " + (e->message ? e->message : e->name ? e->name : "error"), EIO};
+}
 
 std::string unit_path(const std::string& unit) {
   char* path = nullptr;
@@ -109,200 +129,6 @@ struct Wanted {
   const char* interface;
   const char* property;
 };
-
-}  // namespace
-
-class SdBus::Impl {
- public:
-  sd_bus* bus = nullptr;
-  std::vector<sd_bus_slot*> slots;
-  std::vector<UnitEvent> events;
-
-  ~Impl() {
-    for (auto* s : slots) sd_bus_slot_unref(s);
-    sd_bus_flush_close_unref(bus);
-  }
-
-  // Properties.Get of many properties of many units at once: up to kWindow calls in flight on the connection, so
-  // systemd (and the bus between) work through them back to back instead of waiting for one round trip each.
-  // Get and never GetAll on the Unit interface: GetAll makes PID 1 compute UnitFileState and UnitFilePreset, a walk
-  // of every unit directory for each unit (systemd/systemd#14730, #29181), the cost of a discovery at scale.
-  static constexpr size_t kWindow = 32;  // well under dbus-daemon's 128 pending replies per connection
-
-  struct Get {
-    const std::string* unit;
-    const char* interface;
-    const char* property;
-  };
-
-  std::vector<Result<MessagePtr>> get_many(const std::vector<Get>& gets) {
-    struct Slot {
-      size_t index;
-      std::vector<Result<MessagePtr>>* out;
-      size_t* outstanding;
-    };
-    std::vector<Result<MessagePtr>> out;
-    out.reserve(gets.size());
-    for (size_t i = 0; i < gets.size(); ++i) out.emplace_back(Error{"not read", EIO});
-    std::vector<Slot> calls(gets.size());
-    size_t next = 0, outstanding = 0;
-    auto on_reply = [](sd_bus_message* m, void* userdata, sd_bus_error*) -> int {
-      auto* slot = static_cast<Slot*>(userdata);
-      --*slot->outstanding;
-      if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
-        (*slot->out)[slot->index] = Error{e->message ? e->message : e->name, EIO};
-      } else {
-        MessagePtr reply;
-        reply.m = sd_bus_message_ref(m);
-        (*slot->out)[slot->index] = std::move(reply);
-      }
-      return 1;
-    };
-    std::string path;
-    while (next < gets.size() || outstanding > 0) {
-      while (next < gets.size() && outstanding < kWindow) {
-        size_t i = next++;
-        calls[i] = Slot{i, &out, &outstanding};
-        if (i == 0 || gets[i].unit != gets[i - 1].unit) path = unit_path(*gets[i].unit);
-        int r = sd_bus_call_method_async(bus, nullptr, kSystemd, path.c_str(), "org.freedesktop.DBus.Properties", "Get",
-                                         on_reply, &calls[i], "ss", gets[i].interface, gets[i].property);
-        if (r < 0) {
-          out[i] = Error::from_errno("cannot ask systemd for " + *gets[i].unit, -r);
-          continue;
-        }
-        ++outstanding;
-      }
-      int r = sd_bus_process(bus, nullptr);
-      if (r < 0) {
-        // The connection is gone: what is still pending fails.
-        for (size_t i = 0; i < gets.size(); ++i)
-          if (!out[i] && out[i].error().message == "not read")
-            out[i] = Error::from_errno("lost the connection to the system bus", -r);
-        return out;
-      }
-      if (r == 0 && outstanding > 0) sd_bus_wait(bus, UINT64_MAX);
-    }
-    return out;
-  }
-
-  template <class T, size_t N, class OnProperty>
-  std::vector<Result<T>> read_units(const std::vector<std::string>& names, const Wanted (&wanted)[N],
-                                    OnProperty on_property);
-
-  Result<void> load(const std::string& unit) {
-    // LoadUnit makes sure the object exists (an unloaded unit has no properties to read).
-    BusError err;
-    MessagePtr reply;
-    int r = sd_bus_call_method(bus, kSystemd, kManagerPath, kManager, "LoadUnit", &err.e, &reply.m, "s", unit.c_str());
-    if (r < 0) return bus_error("systemd cannot load unit " + unit, err, r);
-    return {};
-  }
-
-  static int on_properties_changed(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    auto* self = static_cast<Impl*>(userdata);
-    char* unit = nullptr;
-    if (sd_bus_path_decode(sd_bus_message_get_path(m), kUnitPrefix, &unit) > 0 && unit) {
-      UnitEvent e{UnitEvent::Kind::kChanged, unit, {}, parse_unit_changes(m)};
-      free(unit);
-      if (!e.changes || !e.changes->empty()) self->events.push_back(std::move(e));
-    }
-    return 0;
-  }
-
-  static int on_unit_new(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    const char* unit = nullptr;
-    if (sd_bus_message_read(m, "s", &unit) >= 0 && unit)
-      static_cast<Impl*>(userdata)->events.push_back({UnitEvent::Kind::kNew, unit, {}});
-    return 0;
-  }
-
-  static int on_unit_removed(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    const char* unit = nullptr;
-    if (sd_bus_message_read(m, "s", &unit) >= 0 && unit)
-      static_cast<Impl*>(userdata)->events.push_back({UnitEvent::Kind::kRemoved, unit, {}});
-    return 0;
-  }
-
-  static int on_reloading(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    int starting = 0;
-    // Reloading(false) is sent when a daemon-reload is done: units may have appeared, changed or gone.
-    if (sd_bus_message_read(m, "b", &starting) >= 0 && !starting)
-      static_cast<Impl*>(userdata)->events.push_back({UnitEvent::Kind::kReloaded, {}, {}});
-    return 0;
-  }
-
-  static int on_job_removed(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    uint32_t id = 0;
-    const char *path = nullptr, *unit = nullptr, *result = nullptr;
-    if (sd_bus_message_read(m, "uoss", &id, &path, &unit, &result) >= 0 && unit)
-      static_cast<Impl*>(userdata)->events.push_back({UnitEvent::Kind::kJobDone, unit, result ? result : ""});
-    return 0;
-  }
-};
-
-SdBus::SdBus(std::unique_ptr<Impl> impl, StopVia via) : impl_(std::move(impl)), stop_via_(via) {}
-SdBus::~SdBus() = default;
-
-Result<std::unique_ptr<SdBus>> SdBus::open(StopVia stop_via, const std::string& address) {
-  auto impl = std::make_unique<Impl>();
-  int r;
-  if (address.empty()) {
-    r = sd_bus_open_system(&impl->bus);
-  } else {
-    r = sd_bus_new(&impl->bus);
-    if (r >= 0) r = sd_bus_set_address(impl->bus, address.c_str());
-    if (r >= 0) r = sd_bus_set_bus_client(impl->bus, 1);
-    if (r >= 0) r = sd_bus_start(impl->bus);
-  }
-  if (r < 0) return Error::from_errno("cannot connect to the system bus (is systemd running?)", -r);
-  struct Match {
-    const char* interface;
-    const char* member;
-    sd_bus_message_handler_t handler;
-  };
-  const Match matches[] = {
-      {"org.freedesktop.DBus.Properties", "PropertiesChanged", &Impl::on_properties_changed},
-      {kManager, "UnitNew", &Impl::on_unit_new},
-      {kManager, "UnitRemoved", &Impl::on_unit_removed},
-      {kManager, "Reloading", &Impl::on_reloading},
-      {kManager, "JobRemoved", &Impl::on_job_removed},
-  };
-  for (const auto& mt : matches) {
-    sd_bus_slot* slot = nullptr;
-    r = sd_bus_match_signal(impl->bus, &slot, kSystemd, nullptr, mt.interface, mt.member, mt.handler, impl.get());
-    if (r < 0) return Error::from_errno(std::string("cannot subscribe to systemd's ") + mt.member + " signals", -r);
-    impl->slots.push_back(slot);
-  }
-  BusError err;
-  r = sd_bus_call_method(impl->bus, kSystemd, kManagerPath, kManager, "Subscribe", &err.e, nullptr, "");
-  if (r < 0) return bus_error("cannot subscribe to systemd", err, r);
-  return std::unique_ptr<SdBus>(new SdBus(std::move(impl), stop_via));
-}
-
-Result<std::vector<std::string>> SdBus::list_units(const std::vector<std::string>& patterns) {
-  MessagePtr call, reply;
-  BusError err;
-  int r = sd_bus_message_new_method_call(impl_->bus, &call.m, kSystemd, kManagerPath, kManager, "ListUnitsByPatterns");
-  if (r >= 0) r = sd_bus_message_append_strv(call.m, nullptr);  // any state
-  std::vector<char*> strv;
-  for (const auto& p : patterns) strv.push_back(const_cast<char*>(p.c_str()));
-  strv.push_back(nullptr);
-  if (r >= 0) r = sd_bus_message_append_strv(call.m, strv.data());
-  if (r < 0) return Error::from_errno("cannot build a ListUnitsByPatterns call", -r);
-  r = sd_bus_call(impl_->bus, call.m, 0, &err.e, &reply.m);
-  if (r < 0) return bus_error("systemd cannot list units", err, r);
-  std::vector<std::string> out;
-  r = sd_bus_message_enter_container(reply.m, 'a', "(ssssssouso)");
-  const char *name, *desc, *load, *active, *sub, *following, *path, *job_type, *job_path;
-  uint32_t job_id;
-  while (r >= 0 && (r = sd_bus_message_read(reply.m, "(ssssssouso)", &name, &desc, &load, &active, &sub, &following,
-                                           &path, &job_id, &job_type, &job_path)) > 0)
-    out.emplace_back(name);
-  if (r < 0) return Error::from_errno("cannot read systemd's unit list", -r);
-  return out;
-}
-
-namespace {
 
 // One property of a service unit (Unit or Service interface) from the variant `m` is positioned in: 1 if it was
 // taken, 0 if its name or signature is not one we read, < 0 on a malformed message.
@@ -397,67 +223,18 @@ constexpr Wanted kSocketProperties[] = {
 
 }  // namespace
 
-// Every wanted property of every unit, all asked at once. A unit whose LoadState cannot be read has no object yet (it
-// is not loaded): LoadUnit creates it, and its properties are asked again. A unit that is not "loaded" is an error.
-template <class T, size_t N, class OnProperty>
-std::vector<Result<T>> SdBus::Impl::read_units(const std::vector<std::string>& names, const Wanted (&wanted)[N],
-                                               OnProperty on_property) {
-  auto ask = [&](const std::vector<const std::string*>& units) {
-    std::vector<Get> gets;
-    gets.reserve(units.size() * N);
-    for (const auto* u : units)
-      for (const auto& w : wanted) gets.push_back({u, w.interface, w.property});
-    return get_many(gets);
-  };
-  // In chunks, each parsed before the next is asked: the replies held at once stay bounded (a thousand units at
-  // once would hold ~13 000 messages, and the heap would keep their pages after).
-  constexpr size_t kChunk = 64;
-  std::vector<Result<T>> out;
-  std::vector<Result<MessagePtr>> replies;
-  size_t chunk_start = 0;
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (i % kChunk == 0) {
-      std::vector<const std::string*> chunk;
-      for (size_t k = i; k < std::min(i + kChunk, names.size()); ++k) chunk.push_back(&names[k]);
-      replies = ask(chunk);
-      chunk_start = i;
-    }
-    auto first = replies.begin() + static_cast<std::ptrdiff_t>((i - chunk_start) * N);
-    std::vector<Result<MessagePtr>> mine(std::make_move_iterator(first), std::make_move_iterator(first + N));
-    if (!mine[0]) {
-      if (auto l = load(names[i]); !l) {
-        out.emplace_back(l.error());
-        continue;
-      }
-      mine = ask({&names[i]});
-    }
-    T unit;
-    unit.name = names[i];
-    std::optional<Error> failed;
-    for (size_t k = 0; k < N && !failed; ++k) {
-      if (!mine[k]) {
-        failed = Error{"cannot read " + std::string(wanted[k].property) + " of " + names[i] +
-                           " from systemd: " + mine[k].error().message,
-                       EIO};
-        break;
-      }
-      sd_bus_message* m = mine[k]->m;
-      const char* contents = nullptr;
-      int r = sd_bus_message_peek_type(m, nullptr, &contents);
-      if (r >= 0) r = sd_bus_message_enter_container(m, 'v', contents);
-      if (r >= 0) r = on_property(wanted[k].property, contents ? contents : "", m, unit);
-      if (r < 0) failed = Error::from_errno("cannot parse " + std::string(wanted[k].property) + " of " + names[i], -r);
-      // LoadState comes first: a unit that is not loaded has nothing else worth reading.
-      if (k == 0 && unit.load_state != "loaded")
-        failed = Error{"unit " + names[i] + " is " + unit.load_state + ", not loaded", ENOENT};
-    }
-    if (failed) {
-      out.emplace_back(std::move(*failed));
-    } else {
-      out.emplace_back(std::move(unit));
-    }
-  }
-  return out;
+bool SignalGate::accept(const char* sender, const char* destination) const {
+  if (destination != nullptr) return false;  // systemd broadcasts; a signal addressed to us is someone else's
+  return sender != nullptr && !owner_.empty() && owner_ == sender;
+}
+
+bool SignalGate::on_owner_changed(const char* sender, const char* destination, const char* name,
+                                  const char* new_owner) {
+  // Only the bus itself speaks as org.freedesktop.DBus; it broadcasts NameOwnerChanged.
+  if (destination != nullptr || sender == nullptr || std::strcmp(sender, kDBus) != 0) return false;
+  if (name == nullptr || std::strcmp(name, kSystemd) != 0) return false;
+  owner_ = new_owner ? new_owner : "";
+  return true;
 }
 
 // Which properties a signal can settle: those that change as a unit runs and stops are applied from their values;
@@ -497,72 +274,550 @@ std::optional<UnitChanges> parse_unit_changes(sd_bus_message* m) {
   return c;
 }
 
-Result<ServiceUnit> SdBus::service(const std::string& name) { return std::move(services({name}).front()); }
+// ---- SdBus -------------------------------------------------------------------------------------------------------
 
-Result<SocketUnit> SdBus::socket(const std::string& name) { return std::move(sockets({name}).front()); }
+namespace {
 
-std::vector<Result<ServiceUnit>> SdBus::services(const std::vector<std::string>& names) {
-  return impl_->read_units<ServiceUnit>(names, kServiceProperties, &service_property);
+uint64_t now_usec() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
 }
 
-std::vector<Result<SocketUnit>> SdBus::sockets(const std::vector<std::string>& names) {
-  return impl_->read_units<SocketUnit>(names, kSocketProperties, &socket_property);
+// The unique name that owns org.freedesktop.systemd1, if any.
+std::optional<std::string> name_owner(sd_bus* bus) {
+  sd_bus_message* reply = nullptr;
+  sd_bus_error err = SD_BUS_ERROR_NULL;
+  int r = sd_bus_call_method(bus, kDBus, "/org/freedesktop/DBus", kDBus, "GetNameOwner", &err, &reply, "s", kSystemd);
+  sd_bus_error_free(&err);
+  if (r < 0) return std::nullopt;
+  MessagePtr owned;
+  owned.m = reply;
+  const char* owner = nullptr;
+  if (sd_bus_message_read(reply, "s", &owner) < 0 || !owner) return std::nullopt;
+  return std::string(owner);
 }
 
-Result<void> SdBus::stop(const std::string& name) {
-  if (stop_via_ == StopVia::kSystemctl) return systemctl_stop(name);
+}  // namespace
+
+class SdBus::Impl {
+ public:
+  // Well under dbus-daemon's 128 pending replies per connection; enough to keep PID 1 busy back to back.
+  static constexpr size_t kWindow = 32;
+
+  sd_bus* bus = nullptr;
+  sd_event* event = nullptr;
+  std::vector<sd_bus_slot*> slots;
+  std::vector<UnitEvent> events;
+  SignalGate gate;
+  uint64_t dropped_signals = 0;
+  StopVia stop_via = StopVia::kBus;
+
+  // One read_services()/read_sockets() call: every wanted property of every unit, asked with Properties.Get (never
+  // GetAll: on the Unit interface it makes PID 1 compute UnitFileState and UnitFilePreset, a walk of every unit
+  // directory for each unit, systemd#14730, #29181).
+  struct Read {
+    Impl* owner = nullptr;
+    std::vector<std::string> names;
+    const Wanted* wanted = nullptr;
+    size_t n_wanted = 0;
+    std::vector<Result<MessagePtr>> replies;
+    size_t outstanding = 0;
+    bool retried = false;  // units that were not loaded got a LoadUnit and a second round
+    std::function<void(Read&)> finish;
+  };
+  struct Pending {
+    std::shared_ptr<Read> read;
+    size_t index;  // into replies
+  };
+  std::deque<Pending> queue;
+  size_t in_flight = 0;
+
+  // Children running `systemctl stop`, by pid.
+  struct Child {
+    int pidfd = -1;
+    sd_event_source* source = nullptr;
+    std::string unit;
+    Done<Result<void>> done;
+  };
+  std::map<pid_t, std::unique_ptr<Child>> children;
+
+  ~Impl() {
+    for (auto& [pid, c] : children) {
+      sd_event_source_disable_unref(c->source);
+      ::close(c->pidfd);
+    }
+    for (auto* s : slots) sd_bus_slot_unref(s);
+    sd_bus_flush_close_unref(bus);
+  }
+
+  void enqueue(const std::shared_ptr<Read>& read, size_t first, size_t count) {
+    for (size_t i = first; i < first + count; ++i) {
+      queue.push_back({read, i});
+      ++read->outstanding;
+    }
+    pump();
+  }
+
+  // Issues queued calls while fewer than kWindow are in flight.
+  void pump() {
+    while (!queue.empty() && in_flight < kWindow) {
+      Pending p = std::move(queue.front());
+      queue.pop_front();
+      const Read& r = *p.read;
+      const std::string& unit = r.names[p.index / r.n_wanted];
+      const Wanted& w = r.wanted[p.index % r.n_wanted];
+      auto* ctx = new Pending(p);
+      sd_bus_slot* slot = nullptr;
+      int rc =
+          sd_bus_call_method_async(bus, &slot, kSystemd, unit_path(unit).c_str(), "org.freedesktop.DBus.Properties",
+                                   "Get", &Impl::on_get_reply, ctx, "ss", w.interface, w.property);
+      if (rc < 0) {
+        delete ctx;
+        p.read->replies[p.index] = Error::from_errno("cannot ask systemd for " + unit, -rc);
+        done_one(p.read);
+        continue;
+      }
+      // The slot floats (owned by the bus); the context goes with it, whether the reply came or the bus closed.
+      sd_bus_slot_set_floating(slot, 1);
+      sd_bus_slot_set_destroy_callback(slot, [](void* data) { delete static_cast<Pending*>(data); });
+      sd_bus_slot_set_userdata(slot, ctx);
+      ++in_flight;
+    }
+  }
+
+  static int on_get_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* p = static_cast<Pending*>(userdata);
+    Impl* self = p->read->owner;
+    --self->in_flight;
+    if (auto e = reply_error(m, "cannot read " + std::string(p->read->wanted[p->index % p->read->n_wanted].property) +
+                                    " of " + p->read->names[p->index / p->read->n_wanted])) {
+      p->read->replies[p->index] = std::move(*e);
+    } else {
+      MessagePtr reply;
+      reply.m = sd_bus_message_ref(m);
+      p->read->replies[p->index] = std::move(reply);
+    }
+    auto read = p->read;  // the slot (and p) may go once this returns
+    self->done_one(read);
+    self->pump();
+    return 1;
+  }
+
+  void done_one(const std::shared_ptr<Read>& read) {
+    if (--read->outstanding > 0) return;
+    if (!read->retried && load_missing(read)) return;
+    read->finish(*read);
+  }
+
+  // Units whose LoadState could not be read have no object yet (not loaded): LoadUnit creates it, and their
+  // properties are asked once more. Returns whether any were.
+  bool load_missing(const std::shared_ptr<Read>& read) {
+    read->retried = true;
+    std::vector<size_t> units;
+    for (size_t u = 0; u < read->names.size(); ++u)
+      if (!read->replies[u * read->n_wanted]) units.push_back(u);
+    if (units.empty()) return false;
+    read->outstanding = units.size();
+    for (size_t u : units) {
+      struct Load {
+        Impl* self;
+        std::shared_ptr<Read> read;
+        size_t unit;
+      };
+      auto* ctx = new Load{this, read, u};
+      sd_bus_slot* slot = nullptr;
+      int rc = sd_bus_call_method_async(
+          bus, &slot, kSystemd, kManagerPath, kManager, "LoadUnit",
+          [](sd_bus_message* m, void* userdata, sd_bus_error*) -> int {
+            auto* l = static_cast<Load*>(userdata);
+            auto r = l->read;
+            size_t first = l->unit * r->n_wanted;
+            if (auto e = reply_error(m, "systemd cannot load unit " + r->names[l->unit])) {
+              r->replies[first] = std::move(*e);
+            } else {
+              l->self->enqueue(r, first, r->n_wanted);  // asked again, counted as outstanding again
+            }
+            l->self->done_one(r);
+            return 1;
+          },
+          ctx, "s", read->names[u].c_str());
+      if (rc < 0) {
+        delete ctx;
+        read->replies[u * read->n_wanted] = Error::from_errno("cannot ask systemd to load " + read->names[u], -rc);
+        done_one(read);
+        continue;
+      }
+      sd_bus_slot_set_floating(slot, 1);
+      sd_bus_slot_set_destroy_callback(slot, [](void* p) { delete static_cast<Load*>(p); });
+    }
+    return true;
+  }
+
+  template <class T, size_t N, class OnProperty>
+  void read_units(std::vector<std::string> names, const Wanted (&wanted)[N], OnProperty on_property,
+                  Done<std::vector<Result<T>>> done) {
+    auto read = std::make_shared<Read>();
+    read->owner = this;
+    read->names = std::move(names);
+    read->wanted = wanted;
+    read->n_wanted = N;
+    for (size_t i = 0; i < read->names.size() * N; ++i) read->replies.emplace_back(Error{"not read", EIO});
+    read->finish = [on_property, done = std::move(done)](Read& r) {
+      std::vector<Result<T>> out;
+      out.reserve(r.names.size());
+      for (size_t u = 0; u < r.names.size(); ++u) out.push_back(parse_unit<T>(r, u, on_property));
+      r.replies.clear();  // the messages go before the daemon runs on
+      done(std::move(out));
+    };
+    if (read->names.empty()) {
+      // Still answered from the loop, never from within this call.
+      defer([read] { read->finish(*read); });
+      return;
+    }
+    enqueue(read, 0, read->replies.size());
+  }
+
+  template <class T, class OnProperty>
+  static Result<T> parse_unit(Read& r, size_t u, OnProperty on_property) {
+    T unit;
+    unit.name = r.names[u];
+    for (size_t k = 0; k < r.n_wanted; ++k) {
+      auto& reply = r.replies[u * r.n_wanted + k];
+      const char* property = r.wanted[k].property;
+      if (!reply)
+        return Error{
+            "cannot read " + std::string(property) + " of " + unit.name + " from systemd: " + reply.error().message,
+            EIO};
+      sd_bus_message* m = reply->m;
+      const char* contents = nullptr;
+      int rc = sd_bus_message_peek_type(m, nullptr, &contents);
+      if (rc >= 0) rc = sd_bus_message_enter_container(m, 'v', contents);
+      if (rc >= 0) rc = on_property(property, contents ? contents : "", m, unit);
+      if (rc < 0) return Error::from_errno("cannot parse " + std::string(property) + " of " + unit.name, -rc);
+      // LoadState comes first: a unit that is not loaded has nothing else worth reading.
+      if (k == 0 && unit.load_state != "loaded")
+        return Error{"unit " + unit.name + " is " + unit.load_state + ", not loaded", ENOENT};
+    }
+    return unit;
+  }
+
+  // Runs `f` from the loop, soon (an sd-event defer source that goes after it ran).
+  void defer(std::function<void()> f) {
+    auto* holder = new std::function<void()>(std::move(f));
+    sd_event_source* s = nullptr;
+    int rc = sd_event_add_defer(
+        event, &s,
+        [](sd_event_source* src, void* p) {
+          auto* fn = static_cast<std::function<void()>*>(p);
+          (*fn)();
+          sd_event_source_disable_unref(src);
+          return 0;
+        },
+        holder);
+    if (rc < 0) {
+      delete holder;
+      return;
+    }
+    sd_event_source_set_destroy_callback(s, [](void* p) { delete static_cast<std::function<void()>*>(p); });
+  }
+
+  void call_manager(const char* method, const std::string& unit, Done<Result<void>> done) {
+    struct Call {
+      std::string what;
+      Done<Result<void>> done;
+    };
+    auto* ctx =
+        new Call{"systemd refused to " + std::string(method == std::string("StopUnit") ? "stop " : "restart ") + unit,
+                 std::move(done)};
+    sd_bus_slot* slot = nullptr;
+    int rc = sd_bus_call_method_async(
+        bus, &slot, kSystemd, kManagerPath, kManager, method,
+        [](sd_bus_message* m, void* userdata, sd_bus_error*) -> int {
+          auto* c = static_cast<Call*>(userdata);
+          auto answer = std::move(c->done);
+          if (auto e = reply_error(m, c->what)) {
+            answer(*e);
+          } else {
+            answer(Result<void>{});
+          }
+          return 1;
+        },
+        ctx, "ss", unit.c_str(), "replace");
+    if (rc < 0) {
+      Error e = Error::from_errno(ctx->what, -rc);
+      auto d = std::move(ctx->done);
+      delete ctx;
+      defer([d = std::move(d), e] { d(e); });
+      return;
+    }
+    sd_bus_slot_set_floating(slot, 1);
+    sd_bus_slot_set_destroy_callback(slot, [](void* p) { delete static_cast<Call*>(p); });
+  }
+
+  // `systemctl stop --no-block UNIT` from an argv (no shell), its exit taken from its pidfd in the loop.
+  void systemctl_stop(const std::string& unit, Done<Result<void>> done) {
+    const char* argv[] = {"systemctl", "stop", "--no-block", unit.c_str(), nullptr};
+    pid_t pid = 0;
+    int r = posix_spawnp(&pid, "systemctl", nullptr, nullptr, const_cast<char**>(argv), environ);
+    if (r != 0) {
+      Error e = Error::from_errno("cannot run systemctl stop --no-block " + unit, r);
+      defer([done = std::move(done), e] { done(e); });
+      return;
+    }
+    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (pidfd < 0) {
+      // No pidfd (old kernel): wait for it here; systemctl --no-block returns at once.
+      int status = 0;
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      Result<void> res = WIFEXITED(status) && WEXITSTATUS(status) == 0
+                             ? Result<void>{}
+                             : Result<void>{Error{"systemctl stop --no-block " + unit + " failed", EIO}};
+      defer([done = std::move(done), res] { done(res); });
+      return;
+    }
+    auto child = std::make_unique<Child>();
+    child->pidfd = pidfd;
+    child->unit = unit;
+    child->done = std::move(done);
+    auto* raw = child.get();
+    struct Ctx {
+      Impl* self;
+      pid_t pid;
+    };
+    auto* ctx = new Ctx{this, pid};
+    int rc = sd_event_add_child_pidfd(
+        event, &raw->source, pidfd, WEXITED,
+        [](sd_event_source*, const siginfo_t* si, void* userdata) -> int {
+          auto* c = static_cast<Ctx*>(userdata);
+          Impl* self = c->self;
+          auto it = self->children.find(c->pid);
+          if (it == self->children.end()) return 0;
+          auto finished = std::move(it->second);
+          self->children.erase(it);
+          bool ok = si->si_code == CLD_EXITED && si->si_status == 0;
+          auto answer = std::move(finished->done);
+          std::string name = finished->unit;
+          int status = si->si_status;
+          sd_event_source_disable_unref(finished->source);  // frees ctx (and si with it) through the destroy callback
+          ::close(finished->pidfd);
+          if (ok) {
+            answer(Result<void>{});
+          } else {
+            answer(Error{"systemctl stop --no-block " + name + " failed (status " + std::to_string(status) + ")", EIO});
+          }
+          return 0;
+        },
+        ctx);
+    if (rc < 0) {
+      delete ctx;
+      ::close(pidfd);
+      int status = 0;
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      Error e = Error::from_errno("cannot watch systemctl", -rc);
+      defer([d = std::move(raw->done), e] { d(e); });
+      return;
+    }
+    sd_event_source_set_destroy_callback(raw->source, [](void* p) { delete static_cast<Ctx*>(p); });
+    children.emplace(pid, std::move(child));
+  }
+
+  // ---- signals ----
+
+  bool from_systemd(sd_bus_message* m) {
+    if (gate.accept(sd_bus_message_get_sender(m), sd_bus_message_get_destination(m))) return true;
+    ++dropped_signals;
+    return false;
+  }
+
+  static int on_properties_changed(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* self = static_cast<Impl*>(userdata);
+    if (!self->from_systemd(m)) return 0;
+    char* unit = nullptr;
+    if (sd_bus_path_decode(sd_bus_message_get_path(m), kUnitPrefix, &unit) > 0 && unit) {
+      UnitEvent e{UnitEvent::Kind::kChanged, unit, {}, parse_unit_changes(m)};
+      free(unit);
+      if (!e.changes || !e.changes->empty()) self->events.push_back(std::move(e));
+    }
+    return 0;
+  }
+
+  static int on_unit_new(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* self = static_cast<Impl*>(userdata);
+    const char* unit = nullptr;
+    if (self->from_systemd(m) && sd_bus_message_read(m, "s", &unit) >= 0 && unit)
+      self->events.push_back({UnitEvent::Kind::kNew, unit, {}});
+    return 0;
+  }
+
+  static int on_unit_removed(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* self = static_cast<Impl*>(userdata);
+    const char* unit = nullptr;
+    if (self->from_systemd(m) && sd_bus_message_read(m, "s", &unit) >= 0 && unit)
+      self->events.push_back({UnitEvent::Kind::kRemoved, unit, {}});
+    return 0;
+  }
+
+  static int on_reloading(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* self = static_cast<Impl*>(userdata);
+    int starting = 0;
+    // Reloading(false) is sent when a daemon-reload is done: units may have appeared, changed or gone.
+    if (self->from_systemd(m) && sd_bus_message_read(m, "b", &starting) >= 0 && !starting)
+      self->events.push_back({UnitEvent::Kind::kReloaded, {}, {}});
+    return 0;
+  }
+
+  static int on_job_removed(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* self = static_cast<Impl*>(userdata);
+    uint32_t id = 0;
+    const char *job = nullptr, *unit = nullptr, *result = nullptr;
+    if (self->from_systemd(m) && sd_bus_message_read(m, "uoss", &id, &job, &unit, &result) >= 0 && unit && result) {
+      UnitEvent e{UnitEvent::Kind::kJobDone, unit, result};
+      self->events.push_back(std::move(e));
+    }
+    return 0;
+  }
+
+  static int on_name_owner_changed(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* self = static_cast<Impl*>(userdata);
+    const char *name = nullptr, *old_owner = nullptr, *new_owner = nullptr;
+    if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0) return 0;
+    if (!self->gate.on_owner_changed(sd_bus_message_get_sender(m), sd_bus_message_get_destination(m), name, new_owner))
+      return 0;
+    // PID 1 reconnected (daemon-reexec): what it says now comes from its new name; read every pool again.
+    if (new_owner && *new_owner) self->events.push_back({UnitEvent::Kind::kReloaded, {}, {}});
+    return 0;
+  }
+};
+
+SdBus::SdBus(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SdBus::~SdBus() = default;
+
+Result<std::unique_ptr<SdBus>> SdBus::open(sd_event* event, StopVia stop_via) {
+  auto impl = std::make_unique<Impl>();
+  impl->event = event;
+  impl->stop_via = stop_via;
+  int r = sd_bus_open_system(&impl->bus);
+  if (r < 0) return Error::from_errno("cannot connect to the system bus (is dbus running?)", -r);
+  struct Match {
+    const char* sender;
+    const char* path;
+    const char* interface;
+    const char* member;
+    sd_bus_message_handler_t handler;
+  };
+  const Match matches[] = {
+      {kSystemd, nullptr, "org.freedesktop.DBus.Properties", "PropertiesChanged", &Impl::on_properties_changed},
+      {kSystemd, kManagerPath, kManager, "UnitNew", &Impl::on_unit_new},
+      {kSystemd, kManagerPath, kManager, "UnitRemoved", &Impl::on_unit_removed},
+      {kSystemd, kManagerPath, kManager, "Reloading", &Impl::on_reloading},
+      {kSystemd, kManagerPath, kManager, "JobRemoved", &Impl::on_job_removed},
+      {kDBus, "/org/freedesktop/DBus", kDBus, "NameOwnerChanged", &Impl::on_name_owner_changed},
+  };
+  for (const auto& mt : matches) {
+    sd_bus_slot* slot = nullptr;
+    r = sd_bus_match_signal(impl->bus, &slot, mt.sender, mt.path, mt.interface, mt.member, mt.handler, impl.get());
+    if (r < 0) return Error::from_errno(std::string("cannot subscribe to ") + mt.member + " signals", -r);
+    impl->slots.push_back(slot);
+  }
+  // Who systemd is on this bus: only its unique name's signals are taken. Early in boot PID 1 may not have
+  // connected to a freshly started bus yet: its name is awaited (NameOwnerChanged), for a bounded time.
+  auto owner = name_owner(impl->bus);
+  for (uint64_t deadline = now_usec() + 30'000'000; !owner && now_usec() < deadline;) {
+    sd_bus_wait(impl->bus, 200'000);
+    while (sd_bus_process(impl->bus, nullptr) > 0) {
+    }
+    owner = impl->gate.owner().empty() ? name_owner(impl->bus) : std::optional<std::string>(impl->gate.owner());
+  }
+  if (!owner)
+    return Error{"systemd is not on the system bus (no owner of org.freedesktop.systemd1 within 30 s)", ENOENT};
+  impl->gate.set_owner(*owner);
   BusError err;
-  MessagePtr reply;
-  int r = sd_bus_call_method(impl_->bus, kSystemd, kManagerPath, kManager, "StopUnit", &err.e, &reply.m, "ss",
-                             name.c_str(), "replace");
-  if (r < 0) return bus_error("systemd refused to stop " + name, err, r);
-  return {};
+  r = sd_bus_call_method(impl->bus, kSystemd, kManagerPath, kManager, "Subscribe", &err.e, nullptr, "");
+  if (r < 0) return bus_error("cannot subscribe to systemd", err, r);
+  r = sd_bus_attach_event(impl->bus, event, SD_EVENT_PRIORITY_NORMAL);
+  if (r < 0) return Error::from_errno("cannot attach the bus to the event loop", -r);
+  // Without the bus idlepoold is blind to systemd: the loop ends and systemd restarts the daemon.
+  sd_bus_set_exit_on_disconnect(impl->bus, 1);
+  return std::unique_ptr<SdBus>(new SdBus(std::move(impl)));
 }
 
-Result<void> SdBus::restart(const std::string& name) {
-  BusError err;
-  MessagePtr reply;
-  int r = sd_bus_call_method(impl_->bus, kSystemd, kManagerPath, kManager, "RestartUnit", &err.e, &reply.m, "ss",
-                             name.c_str(), "replace");
-  if (r < 0) return bus_error("systemd refused to restart " + name, err, r);
-  return {};
+void SdBus::list_units(std::vector<std::string> patterns, Done<Result<std::vector<std::string>>> done) {
+  MessagePtr call;
+  int r = sd_bus_message_new_method_call(impl_->bus, &call.m, kSystemd, kManagerPath, kManager, "ListUnitsByPatterns");
+  if (r >= 0) r = sd_bus_message_append_strv(call.m, nullptr);  // any state
+  std::vector<char*> strv;
+  strv.reserve(patterns.size() + 1);
+  for (auto& p : patterns) strv.push_back(p.data());
+  strv.push_back(nullptr);
+  if (r >= 0) r = sd_bus_message_append_strv(call.m, strv.data());
+  if (r < 0) {
+    Error e = Error::from_errno("cannot build a ListUnitsByPatterns call", -r);
+    impl_->defer([done = std::move(done), e] { done(e); });
+    return;
+  }
+  auto* ctx = new Done<Result<std::vector<std::string>>>(std::move(done));
+  sd_bus_slot* slot = nullptr;
+  r = sd_bus_call_async(
+      impl_->bus, &slot, call.m,
+      [](sd_bus_message* m, void* userdata, sd_bus_error*) -> int {
+        auto answer = std::move(*static_cast<Done<Result<std::vector<std::string>>>*>(userdata));
+        if (auto e = reply_error(m, "systemd cannot list units")) {
+          answer(*e);
+          return 1;
+        }
+        std::vector<std::string> out;
+        int rr = sd_bus_message_enter_container(m, 'a', "(ssssssouso)");
+        const char *name, *desc, *load, *active, *sub, *following, *path, *job_type, *job_path;
+        uint32_t job_id;
+        while (rr >= 0 && (rr = sd_bus_message_read(m, "(ssssssouso)", &name, &desc, &load, &active, &sub, &following,
+                                                    &path, &job_id, &job_type, &job_path)) > 0)
+          out.emplace_back(name);
+        if (rr < 0) {
+          answer(Error::from_errno("cannot read systemd's unit list", -rr));
+        } else {
+          answer(std::move(out));
+        }
+        return 1;
+      },
+      ctx, 0);
+  if (r < 0) {
+    auto d = std::move(*ctx);
+    delete ctx;
+    Error e = Error::from_errno("cannot ask systemd for its units", -r);
+    impl_->defer([d = std::move(d), e] { d(e); });
+    return;
+  }
+  sd_bus_slot_set_floating(slot, 1);
+  sd_bus_slot_set_destroy_callback(slot,
+                                   [](void* p) { delete static_cast<Done<Result<std::vector<std::string>>>*>(p); });
+}
+
+void SdBus::read_services(std::vector<std::string> names, Done<std::vector<Result<ServiceUnit>>> done) {
+  impl_->read_units<ServiceUnit>(std::move(names), kServiceProperties, &service_property, std::move(done));
+}
+
+void SdBus::read_sockets(std::vector<std::string> names, Done<std::vector<Result<SocketUnit>>> done) {
+  impl_->read_units<SocketUnit>(std::move(names), kSocketProperties, &socket_property, std::move(done));
+}
+
+void SdBus::stop(const std::string& name, Done<Result<void>> done) {
+  if (impl_->stop_via == StopVia::kSystemctl) return impl_->systemctl_stop(name, std::move(done));
+  impl_->call_manager("StopUnit", name, std::move(done));
+}
+
+void SdBus::restart(const std::string& name, Done<Result<void>> done) {
+  impl_->call_manager("RestartUnit", name, std::move(done));
 }
 
 std::vector<UnitEvent> SdBus::take_events() { return std::exchange(impl_->events, {}); }
 
-int SdBus::fd() const { return sd_bus_get_fd(impl_->bus); }
+void SdBus::set_stop_via(StopVia via) { impl_->stop_via = via; }
 
-uint32_t SdBus::poll_events() const {
-  int e = sd_bus_get_events(impl_->bus);
-  return e < 0 ? 0u : static_cast<uint32_t>(e);
-}
+uint64_t SdBus::dropped_signals() const { return impl_->dropped_signals; }
 
-std::optional<uint64_t> SdBus::timeout_usec() const {
-  uint64_t usec = 0;
-  if (sd_bus_get_timeout(impl_->bus, &usec) < 0 || usec == UINT64_MAX) return std::nullopt;
-  return usec;
-}
-
-Result<void> SdBus::process() {
-  for (;;) {
-    int r = sd_bus_process(impl_->bus, nullptr);
-    if (r < 0) return Error::from_errno("lost the connection to the system bus", -r);
-    if (r == 0) return {};
-  }
-}
-
-Result<void> systemctl_stop(const std::string& unit) {
-  const char* argv[] = {"systemctl", "stop", "--no-block", unit.c_str(), nullptr};
-  pid_t pid = 0;
-  int r = posix_spawnp(&pid, "systemctl", nullptr, nullptr, const_cast<char**>(argv), environ);
-  if (r != 0) return Error::from_errno("cannot run systemctl stop --no-block " + unit, r);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return Error::from_errno("cannot wait for systemctl", errno);
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return Error{"systemctl stop --no-block " + unit + " failed (status " + std::to_string(status) + ")", EIO};
-  return {};
-}
+size_t SdBus::calls_in_flight() const { return impl_->in_flight + impl_->queue.size(); }
 
 }  // namespace idlepool::sys

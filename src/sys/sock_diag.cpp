@@ -12,7 +12,8 @@ namespace {
 
 // ENOENT from a dump means the kernel has no handler for that family: a module that is neither built in nor loaded.
 Error with_module_hint(Error e, const char* module) {
-  if (e.code == ENOENT) e.message += " (is the kernel module " + std::string(module) + " available? try: modprobe " + module + ")";
+  if (e.code == ENOENT)
+    e.message += " (is the kernel module " + std::string(module) + " available? try: modprobe " + module + ")";
   return e;
 }
 
@@ -27,8 +28,7 @@ Result<SockDiag> SockDiag::open() {
 Result<void> SockDiag::dump(const std::vector<uint8_t>& request, uint32_t seq, wire::DiagBatch& batch) {
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
-  if (::sendto(fd_.get(), request.data(), request.size(), 0, reinterpret_cast<sockaddr*>(&kernel),
-               sizeof(kernel)) < 0)
+  if (::sendto(fd_.get(), request.data(), request.size(), 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel)) < 0)
     return Error::from_errno("sock_diag: cannot send dump request", errno);
   // 32 KiB holds a few hundred sockets per datagram; the kernel never sends more than the buffer offered.
   std::vector<uint8_t> buf(32768);

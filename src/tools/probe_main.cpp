@@ -73,9 +73,9 @@ void print_table(const std::vector<ListenerSnapshot>& snaps, const TierReport& t
       std::snprintf(buf, sizeof(buf), "%.1fs", static_cast<double>(now_ns - s.last_activity_ns) / 1e9);
       idle = buf;
     }
-    std::printf("%-28s %-9s %9llu %9s %7s %7u %7u %10s\n", s.address.to_string().c_str(),
-                s.listening ? "yes" : "no", static_cast<unsigned long long>(s.accepts), requests.c_str(),
-                closes.c_str(), s.active, s.backlog, idle.c_str());
+    std::printf("%-28s %-9s %9llu %9s %7s %7u %7u %10s\n", s.address.to_string().c_str(), s.listening ? "yes" : "no",
+                static_cast<unsigned long long>(s.accepts), requests.c_str(), closes.c_str(), s.active, s.backlog,
+                idle.c_str());
   }
   std::printf("tiers: accepts=%s requests=%s tcp-closes=%s unix-closes=%s\n\n",
               std::string(to_string(t.accepts)).c_str(), std::string(to_string(t.requests)).c_str(),

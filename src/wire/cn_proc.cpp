@@ -13,9 +13,9 @@ namespace {
 // Layout of struct proc_event (linux/cn_proc.h): what, cpu, timestamp_ns, then the union of event data.
 constexpr size_t kEventHeader = 16;
 // Bytes of event data each used kind needs; later kernels may append fields, never move them.
-constexpr size_t kForkData = 16;  // parent_pid, parent_tgid, child_pid, child_tgid
-constexpr size_t kExecData = 8;   // process_pid, process_tgid
-constexpr size_t kExitData = 16;  // process_pid, process_tgid, exit_code, exit_signal
+constexpr size_t kForkData = 16;    // parent_pid, parent_tgid, child_pid, child_tgid
+constexpr size_t kExecData = 8;     // process_pid, process_tgid
+constexpr size_t kExitData = 16;    // process_pid, process_tgid, exit_code, exit_signal
 constexpr size_t kExitParent = 24;  // + parent_pid, parent_tgid (Linux 4.19+)
 constexpr size_t kAckData = 4;
 // No proc_event is near this; a cn_msg claiming more is corrupt.
@@ -23,7 +23,7 @@ constexpr size_t kMaxEvent = 1024;
 
 template <class T>
 T load(std::span<const uint8_t> bytes, size_t offset) {
-  T v;
+  T v{};
   std::memcpy(&v, bytes.data() + offset, sizeof(T));
   return v;
 }
@@ -56,8 +56,7 @@ std::string decode_cn(std::span<const uint8_t> payload, ProcEvent& ev) {
   auto body = data.subspan(kEventHeader);
   auto need = [&](size_t n, const char* kind) -> std::string {
     if (body.size() >= n) return {};
-    return std::string(kind) + " event with " + std::to_string(body.size()) + " data bytes, needs " +
-           std::to_string(n);
+    return std::string(kind) + " event with " + std::to_string(body.size()) + " data bytes, needs " + std::to_string(n);
   };
   switch (what) {
     case proc_event::PROC_EVENT_NONE: {
@@ -115,15 +114,15 @@ ProcBatch decode_proc_events(std::span<const uint8_t> bytes) {
   size_t off = 0;
   while (off < bytes.size()) {
     if (bytes.size() - off < sizeof(nlmsghdr)) {
-      batch.rejected.push_back({off, std::to_string(bytes.size() - off) + " trailing bytes, shorter than a netlink header"});
+      batch.rejected.push_back(
+          {off, std::to_string(bytes.size() - off) + " trailing bytes, shorter than a netlink header"});
       break;
     }
     auto nlh = load<nlmsghdr>(bytes, off);
     if (nlh.nlmsg_len < sizeof(nlmsghdr) || nlh.nlmsg_len > bytes.size() - off) {
       // The length cannot be trusted, so neither can anything after it.
-      batch.rejected.push_back({off, "netlink message length " + std::to_string(nlh.nlmsg_len) +
-                                         " does not fit the " + std::to_string(bytes.size() - off) +
-                                         " bytes left in the datagram"});
+      batch.rejected.push_back({off, "netlink message length " + std::to_string(nlh.nlmsg_len) + " does not fit the " +
+                                         std::to_string(bytes.size() - off) + " bytes left in the datagram"});
       break;
     }
     auto payload = bytes.subspan(off + NLMSG_HDRLEN, nlh.nlmsg_len - NLMSG_HDRLEN);

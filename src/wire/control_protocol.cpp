@@ -9,8 +9,8 @@ struct VerbName {
   bool needs_pool;
 };
 constexpr VerbName kVerbs[] = {
-    {Verb::kStatus, "status", false}, {Verb::kShow, "show", true},     {Verb::kList, "list", false},
-    {Verb::kPin, "pin", true},        {Verb::kUnpin, "unpin", true},   {Verb::kStop, "stop", true},
+    {Verb::kStatus, "status", false}, {Verb::kShow, "show", true},      {Verb::kList, "list", false},
+    {Verb::kPin, "pin", true},        {Verb::kUnpin, "unpin", true},    {Verb::kStop, "stop", true},
     {Verb::kCheck, "check", false},   {Verb::kReload, "reload", false},
 };
 
@@ -21,9 +21,12 @@ struct CodeName {
   std::string_view name;
 };
 constexpr CodeName kCodes[] = {
-    {ErrorCode::kBadRequest, "bad-request"},   {ErrorCode::kUnsupportedVersion, "unsupported-version"},
-    {ErrorCode::kUnknownVerb, "unknown-verb"}, {ErrorCode::kUnknownPool, "unknown-pool"},
-    {ErrorCode::kRefused, "refused"},          {ErrorCode::kPermissionDenied, "permission-denied"},
+    {ErrorCode::kBadRequest, "bad-request"},
+    {ErrorCode::kUnsupportedVersion, "unsupported-version"},
+    {ErrorCode::kUnknownVerb, "unknown-verb"},
+    {ErrorCode::kUnknownPool, "unknown-pool"},
+    {ErrorCode::kRefused, "refused"},
+    {ErrorCode::kPermissionDenied, "permission-denied"},
     {ErrorCode::kFailed, "failed"},
 };
 
@@ -120,7 +123,8 @@ Result<ControlResponse> parse_control_response(std::string_view line) {
   } else {
     auto code = j.find("code");
     auto error = j.find("error");
-    r.error.code = code != j.end() && code->is_string() ? parse_error_code(code->get<std::string>()) : ErrorCode::kFailed;
+    r.error.code =
+        code != j.end() && code->is_string() ? parse_error_code(code->get<std::string>()) : ErrorCode::kFailed;
     r.error.message = error != j.end() && error->is_string() ? error->get<std::string>() : std::string();
   }
   return r;

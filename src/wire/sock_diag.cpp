@@ -29,7 +29,7 @@ std::vector<uint8_t> frame(const Req& req, uint32_t seq) {
 // Reads a trivially copyable T at `offset`, which the caller has bounds-checked.
 template <class T>
 T load(std::span<const uint8_t> bytes, size_t offset) {
-  T value;
+  T value{};
   std::memcpy(&value, bytes.data() + offset, sizeof(T));
   return value;
 }
@@ -78,9 +78,8 @@ Result<void> decode_inet(std::span<const uint8_t> payload, DiagBatch& batch) {
   info.inode = msg.idiag_inode;
   info.rqueue = msg.idiag_rqueue;
   info.wqueue = msg.idiag_wqueue;
-  auto attrs = payload.subspan(NLMSG_ALIGN(sizeof(inet_diag_msg)) <= payload.size()
-                                   ? NLMSG_ALIGN(sizeof(inet_diag_msg))
-                                   : payload.size());
+  auto attrs = payload.subspan(NLMSG_ALIGN(sizeof(inet_diag_msg)) <= payload.size() ? NLMSG_ALIGN(sizeof(inet_diag_msg))
+                                                                                    : payload.size());
   auto walked = for_each_attr(attrs, [&](unsigned type, std::span<const uint8_t> data) {
     if (type == INET_DIAG_SKV6ONLY && !data.empty()) info.v6only = data[0] != 0;
   });
@@ -99,9 +98,8 @@ Result<void> decode_unix(std::span<const uint8_t> payload, DiagBatch& batch) {
   info.state = msg.udiag_state;
   info.inode = msg.udiag_ino;
   info.cookie = cookie_of(msg.udiag_cookie);
-  auto attrs = payload.subspan(NLMSG_ALIGN(sizeof(unix_diag_msg)) <= payload.size()
-                                   ? NLMSG_ALIGN(sizeof(unix_diag_msg))
-                                   : payload.size());
+  auto attrs = payload.subspan(NLMSG_ALIGN(sizeof(unix_diag_msg)) <= payload.size() ? NLMSG_ALIGN(sizeof(unix_diag_msg))
+                                                                                    : payload.size());
   Result<void> bad_attr;
   auto walked = for_each_attr(attrs, [&](unsigned type, std::span<const uint8_t> data) {
     if (type == UNIX_DIAG_NAME) {
@@ -132,7 +130,8 @@ Result<void> decode_unix(std::span<const uint8_t> payload, DiagBatch& batch) {
       info.peer_inode = load<uint32_t>(data, 0);
     } else if (type == UNIX_DIAG_ICONS) {
       if (data.size() % sizeof(uint32_t) != 0) {
-        bad_attr = malformed("UNIX_DIAG_ICONS of " + std::to_string(data.size()) + " bytes, not a whole number of inodes");
+        bad_attr =
+            malformed("UNIX_DIAG_ICONS of " + std::to_string(data.size()) + " bytes, not a whole number of inodes");
         return;
       }
       for (size_t i = 0; i < data.size(); i += sizeof(uint32_t)) info.queued_peers.push_back(load<uint32_t>(data, i));
@@ -169,8 +168,8 @@ Result<void> decode_diag_reply(std::span<const uint8_t> bytes, uint32_t seq, Dia
       return malformed(std::to_string(bytes.size() - off) + " trailing bytes, shorter than a netlink header");
     auto nlh = load<nlmsghdr>(bytes, off);
     if (nlh.nlmsg_len < sizeof(nlmsghdr) || nlh.nlmsg_len > bytes.size() - off)
-      return malformed("netlink message length " + std::to_string(nlh.nlmsg_len) + " at offset " +
-                       std::to_string(off) + " does not fit the " + std::to_string(bytes.size()) + "-byte datagram");
+      return malformed("netlink message length " + std::to_string(nlh.nlmsg_len) + " at offset " + std::to_string(off) +
+                       " does not fit the " + std::to_string(bytes.size()) + "-byte datagram");
     auto payload = bytes.subspan(off + NLMSG_HDRLEN, nlh.nlmsg_len - std::min<size_t>(nlh.nlmsg_len, NLMSG_HDRLEN));
     if (nlh.nlmsg_seq != seq) {
       // A late reply to an earlier request on the same socket; not ours.

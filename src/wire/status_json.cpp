@@ -173,9 +173,8 @@ json pool_to_json(const status::Pool& p, MonoTime now) {
   std::optional<double> stops_in;
   if (p.decision.stop_planned()) stops_in = std::max(0.0, to_seconds(*p.decision.at - now));
   if (p.decision.kind == Decision::Kind::kStop) stops_in = 0.0;
-  json latency = {{"count", p.wake_latency.count},
-                  {"sum_seconds", p.wake_latency.sum},
-                  {"buckets", p.wake_latency.buckets}};
+  json latency = {
+      {"count", p.wake_latency.count}, {"sum_seconds", p.wake_latency.sum}, {"buckets", p.wake_latency.buckets}};
   const Decision& d = p.decision;
   return {
       {"version", status::kVersion},
@@ -359,9 +358,9 @@ Result<status::Model> status_from_json(const json& j) {
   int64_t version = 0;
   r.signed_number("version", version);
   if (r.ok() && version != status::kVersion)
-    return Error{"status: version " + std::to_string(version) + ", this idlepoolctl reads " +
-                     std::to_string(status::kVersion),
-                 EPROTO};
+    return Error{
+        "status: version " + std::to_string(version) + ", this idlepoolctl reads " + std::to_string(status::kVersion),
+        EPROTO};
   m.version = static_cast<int>(version);
   int64_t now = 0;
   r.signed_number("now_ns", now);

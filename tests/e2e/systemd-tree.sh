@@ -5,8 +5,10 @@
 #   php-fpm@churn1, php-fpm@churn2  the same, with a 3 s idle timeout (churn tests)
 #   php-fpm@naive  unix socket, php-fpm listening on the socket unit's own path (must be refused)
 #   php-fpm-seed   TCP 127.0.0.1:8888 as in the original write-up, named explicitly in the configuration
-#   php-fpm@stall  the stop-safe template, its exiting workers held 800 ms (tests/support/slow_worker_exit.c) so that
-#                  php-fpm's ondemand race (a connection missed while the idle worker exits) is hit every time
+#   php-fpm@stall  the stop-safe template, its master made to miss one connection's edge when the test arms it
+#                  (tests/support/miss_accept_edge.c): php-fpm's ondemand stall (php bug #69724), every time
+#   pyhttp         a Python HTTP server behind pyhttp.socket (TCP 127.0.0.1:8090): a service of the generic kind
+#   disc@N         (started only by the test that needs them) many socket-activated units, to discover
 #   vanish         a service that deletes its socket path when it stops
 #   nginx-e2e      nginx on 127.0.0.1:80: /seed/ /alias/ /churn1/ /churn2/, /keep/ over a kept-alive connection, and
 #                  /direct/ /proxied/ (127.0.0.1:9101 and :9102, which only the benchmarks set up)
@@ -83,21 +85,57 @@ pool_conf naive /run/php/naive.sock
 pool_conf seed 127.0.0.1:8888
 pool_conf stall /run/php/stall.sock.inherited
 sed -i 's/^pm.process_idle_timeout = .*/pm.process_idle_timeout = 1s/' "$tree/etc/php/8.2/fpm/idlepool/stall.conf"
-if [[ -f $build/tests/slow_worker_exit.so ]]; then
-  install -m 0755 "$build/tests/slow_worker_exit.so" "$tree/usr/local/lib/idlepool-e2e/slow_worker_exit.so"
-  mkdir -p "$units/php-fpm@stall.service.d"
-  cat >"$units/php-fpm@stall.service.d/slow-exit.conf" <<'UNIT'
+install -m 0755 "$build/tests/miss_accept_edge.so" "$tree/usr/local/lib/idlepool-e2e/miss_accept_edge.so"
+mkdir -p "$units/php-fpm@stall.service.d"
+cat >"$units/php-fpm@stall.service.d/miss-edge.conf" <<'UNIT'
 [Service]
-Environment=LD_PRELOAD=/usr/local/lib/idlepool-e2e/slow_worker_exit.so IDLEPOOL_SLOW_EXIT_MS=800
-Environment=IDLEPOOL_SLOW_EXIT_DIR=/run/idlepool-stall
+Environment=LD_PRELOAD=/usr/local/lib/idlepool-e2e/miss_accept_edge.so IDLEPOOL_MISS_DIR=/run/idlepool-stall
 UNIT
-fi
+# A service of another kind: a Python HTTP server on the socket systemd passes (fd 3).
+cat >"$tree/usr/local/lib/idlepool-e2e/pyhttp.py" <<'PY'
+import http.server, socket, socketserver
+class Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"hello from python\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+server = Server(("127.0.0.1", 8090), Hello, bind_and_activate=False)
+server.socket = socket.socket(fileno=3)
+server.serve_forever()
+PY
+cat >"$units/pyhttp.socket" <<'UNIT'
+[Socket]
+ListenStream=127.0.0.1:8090
+UNIT
+cat >"$units/pyhttp.service" <<'UNIT'
+[Unit]
+Requires=pyhttp.socket
+After=pyhttp.socket
+[Service]
+ExecStart=/usr/bin/python3 /usr/local/lib/idlepool-e2e/pyhttp.py
+UNIT
+# Many units to discover (the test starts as many of them as it wants).
+cat >"$units/disc@.socket" <<'UNIT'
+[Socket]
+ListenStream=/run/idlepool-disc/%i.sock
+UNIT
+cat >"$units/disc@.service" <<'UNIT'
+[Service]
+ExecStart=/usr/bin/python3 -c 'import socket, time; s = socket.socket(fileno=3); time.sleep(1e9)'
+UNIT
 cat >"$tree/etc/idlepool/idlepool.conf" <<CONF
 idle-timeout = $idle
 min-uptime = 2s
 unit-pattern = php*-fpm@*.service
 unit = php-fpm-seed.service
 unit = vanish.service
+unit = pyhttp.service
 max-stops-per-second = 5
 stall-timeout = 2s
 log-level = debug

@@ -1,13 +1,15 @@
 // The stall idlepoold repairs, on real php-fpm: its ondemand master forks a worker only on the edge of a new
 // connection, and skips the fork while it counts an idle worker. A connection that arrives while that worker is
 // being reaped (pm.process_idle_timeout) is accepted by nobody until the next connection comes (php bug #69724).
-// tests/support/slow_worker_exit.c (LD_PRELOAD) holds the exiting worker for 800 ms so the race is hit every time;
-// then the request must still be waiting seconds later, and one sys::nudge must get it answered.
+// tests/support/miss_accept_edge.c (LD_PRELOAD) makes the master miss one connection's edge when the test arms it,
+// once the pool has no worker left: the stall, every time. The request must then still be waiting seconds later,
+// and one sys::nudge must get it answered.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "fastcgi_client.h"
@@ -20,10 +22,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
-bool worker_exiting(const std::string& dir) {
-  for (const auto& e : std::filesystem::directory_iterator(dir))
-    if (e.path().filename().string().rfind("exiting.", 0) == 0) return true;
-  return false;
+// The master's children (php-fpm's workers), from /proc.
+size_t children_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  size_t n = 0;
+  for (pid_t c; in >> c;) ++n;
+  return n;
 }
 
 class PhpFpmStall : public ::testing::TestWithParam<bool /*tcp*/> {};
@@ -38,12 +42,12 @@ TEST_P(PhpFpmStall, AConnectionMissedByTheOndemandMasterWaitsForANudge) {
   options.max_children = 2;
   options.process_idle_timeout_s = 1;
   options.tcp = GetParam();
-  options.env = {{"LD_PRELOAD", IDLEPOOL_SLOW_WORKER_EXIT},
-                 {"IDLEPOOL_SLOW_EXIT_MS", "800"},
-                 {"IDLEPOOL_SLOW_EXIT_DIR", marks}};
+  options.env = {{"LD_PRELOAD", IDLEPOOL_MISS_ACCEPT_EDGE}, {"IDLEPOOL_MISS_DIR", marks}};
   PhpFpmPool pool(options);  // its readiness request made one worker; idle, it is reaped within ~2 s
   std::string hello = pool.script("hello.php", "<?php echo 'hello';");
-  ASSERT_TRUE(eventually([&] { return worker_exiting(marks); }, 10s)) << "the idle worker was never reaped";
+  ASSERT_TRUE(eventually([&] { return children_of(pool.master_pid()) == 0; }, 10s))
+      << "the idle worker was never reaped";
+  { std::ofstream arm(marks + "/arm"); }  // the master misses the next connection's edge
 
   std::atomic<bool> answered{false};
   std::string body;
@@ -54,8 +58,12 @@ TEST_P(PhpFpmStall, AConnectionMissedByTheOndemandMasterWaitsForANudge) {
     if (r) body = r->body();
     answered = true;
   });
-  std::this_thread::sleep_for(3s);  // the worker is long gone; php-fpm would fork at once if it had seen the edge
-  EXPECT_FALSE(answered) << "php-fpm answered by itself: the race was not hit, this test proves nothing";
+  ASSERT_TRUE(eventually([&] { return std::filesystem::exists(marks + "/missed"); }, 10s))
+      << "the master never saw the connection";
+  // php-fpm would fork at once had it seen the edge; it did not, and nothing else makes it look.
+  std::this_thread::sleep_for(2s);
+  EXPECT_FALSE(answered) << "php-fpm answered by itself";
+  EXPECT_EQ(children_of(pool.master_pid()), 0u) << "no worker to take the connection: stalled";
 
   auto r = sys::nudge(pool.address());
   EXPECT_TRUE(r.ok()) << r.error().message;

@@ -16,16 +16,15 @@ TEST(ProbeCli, PrintsOneJsonObjectPerListenerAndCountsWhatHappened) {
   TestServer tcp(Family::kTcp4), unix_server(Family::kUnix);
   tcp.start_workers(1);
   unix_server.start_workers(1);
-  auto result = run_program(
-      {probe_bin(), "--json", "--interval", "0.3", "--duration", "3", tcp.address().to_string(),
-       unix_server.address().to_string()},
-      [&](const std::string& line) {
-        if (line != R"({"type":"ready"})") return;
-        // Registered: now the traffic it must count.
-        for (int i = 0; i < 3; ++i) Client(tcp.address()).request();
-        Client keep(unix_server.address());
-        for (int i = 0; i < 2; ++i) keep.request();
-      });
+  auto result = run_program({probe_bin(), "--json", "--interval", "0.3", "--duration", "3", tcp.address().to_string(),
+                             unix_server.address().to_string()},
+                            [&](const std::string& line) {
+                              if (line != R"({"type":"ready"})") return;
+                              // Registered: now the traffic it must count.
+                              for (int i = 0; i < 3; ++i) Client(tcp.address()).request();
+                              Client keep(unix_server.address());
+                              for (int i = 0; i < 2; ++i) keep.request();
+                            });
   ASSERT_EQ(result.exit_code, 0) << result.stderr_text;
   ASSERT_GE(result.stdout_lines.size(), 4u);
   auto hello = nlohmann::json::parse(result.stdout_lines[0]);
@@ -91,8 +90,7 @@ TEST(ProbeCli, BadInputGetsAClearErrorAndExitCode) {
       {{"--interval=0", "127.0.0.1:80"}, 2, "--interval must be > 0"},
       {{"--frobnicate", "127.0.0.1:80"}, 2, "unrecognised option '--frobnicate'"},
       {{}, 2, "no ADDRESS given"},
-      {{"127.0.0.1:" + std::to_string(closed_port)}, 1,
-       "no listening socket at 127.0.0.1:"},
+      {{"127.0.0.1:" + std::to_string(closed_port)}, 1, "no listening socket at 127.0.0.1:"},
       {{"--btf=/nonexistent", "127.0.0.1:80"}, 1, "kernel BTF not found at /nonexistent"},
   };
   for (const auto& r : runs) {

@@ -8,8 +8,10 @@
 // Environment set by the runners (CMake on the host, tests/qemu/run-kernel-matrix.sh in guests):
 //   IDLEPOOL_EXPECT_AUTO_TIER  the tier "auto" must pick on this kernel (host 6.18: sock; Debian 6.1/6.12: fentry)
 //   IDLEPOOL_UNAVAILABLE_TIERS tiers this kernel must refuse, with a reason (host: fentry; 6.1: sock)
-#include <gtest/gtest.h>
+#include "idlepool/sys/probe.h"
+
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <linux/capability.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -24,7 +26,6 @@
 #include <sstream>
 #include <thread>
 
-#include "idlepool/sys/probe.h"
 #include "test_server.h"
 
 namespace idlepool::testing {
@@ -137,8 +138,8 @@ class ProbeTest : public ::testing::TestWithParam<std::tuple<std::string, Family
     });
     ASSERT_TRUE(last.has_value()) << "listener " << id << " missing from read()";
     ASSERT_TRUE(reached) << "[" << tier() << "/" << to_string(family()) << "] got " << describe(*last)
-                         << ", expected accepts=" << e.accepts << " requests=" << e.requests
-                         << " closes=" << e.closes << " active=" << e.active << " backlog=" << e.backlog;
+                         << ", expected accepts=" << e.accepts << " requests=" << e.requests << " closes=" << e.closes
+                         << " active=" << e.active << " backlog=" << e.backlog;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     last = snapshot(id);
     ASSERT_TRUE(last && matches(*last, e)) << "counters moved after settling: " << describe(*last);

@@ -19,8 +19,14 @@ constexpr uint8_t kKeepConn = 1;
 
 void record(std::string& out, uint8_t type, uint16_t id, const std::string& content) {
   uint8_t pad = static_cast<uint8_t>((8 - content.size() % 8) % 8);
-  uint8_t h[8] = {kVersion, type, static_cast<uint8_t>(id >> 8), static_cast<uint8_t>(id),
-                  static_cast<uint8_t>(content.size() >> 8), static_cast<uint8_t>(content.size()), pad, 0};
+  uint8_t h[8] = {kVersion,
+                  type,
+                  static_cast<uint8_t>(id >> 8),
+                  static_cast<uint8_t>(id),
+                  static_cast<uint8_t>(content.size() >> 8),
+                  static_cast<uint8_t>(content.size()),
+                  pad,
+                  0};
   out.append(reinterpret_cast<char*>(h), 8);
   out += content;
   out.append(pad, '\0');
@@ -107,12 +113,9 @@ Result<FastCgiResponse> FastCgiClient::request(const std::string& script_filenam
   begin[2] = static_cast<char>(keep_conn_ ? kKeepConn : 0);
   record(out, kBeginRequest, id, begin);
   std::string nv;
-  std::map<std::string, std::string> all = {{"SCRIPT_FILENAME", script_filename},
-                                            {"SCRIPT_NAME", script_filename},
-                                            {"REQUEST_METHOD", "GET"},
-                                            {"SERVER_PROTOCOL", "HTTP/1.1"},
-                                            {"GATEWAY_INTERFACE", "CGI/1.1"},
-                                            {"QUERY_STRING", ""}};
+  std::map<std::string, std::string> all = {
+      {"SCRIPT_FILENAME", script_filename}, {"SCRIPT_NAME", script_filename}, {"REQUEST_METHOD", "GET"},
+      {"SERVER_PROTOCOL", "HTTP/1.1"},      {"GATEWAY_INTERFACE", "CGI/1.1"}, {"QUERY_STRING", ""}};
   for (const auto& [k, v] : params) all[k] = v;
   for (const auto& [k, v] : all) name_value(nv, k, v);
   record(out, kParams, id, nv);

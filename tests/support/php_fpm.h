@@ -14,8 +14,8 @@ namespace idlepool::testing {
 struct PhpFpmOptions {
   std::string pm = "static";  // static, dynamic or ondemand
   int max_children = 1;
-  int process_idle_timeout_s = 10;  // ondemand
-  bool tcp = false;                 // listen on 127.0.0.1:<free port> instead of a unix socket
+  int process_idle_timeout_s = 10;         // ondemand
+  bool tcp = false;                        // listen on 127.0.0.1:<free port> instead of a unix socket
   std::map<std::string, std::string> env;  // added to php-fpm's environment (e.g. LD_PRELOAD)
 };
 

@@ -55,8 +55,7 @@ class SocketAddressErrors : public testing::TestWithParam<BadAddress> {};
 TEST_P(SocketAddressErrors, NameTheTextAndTheProblem) {
   auto r = parse_socket_address(GetParam().text);
   ASSERT_FALSE(r.ok()) << GetParam().text << " parsed";
-  EXPECT_NE(r.error().message.find("'" + std::string(GetParam().text) + "'"), std::string::npos)
-      << r.error().message;
+  EXPECT_NE(r.error().message.find("'" + std::string(GetParam().text) + "'"), std::string::npos) << r.error().message;
   EXPECT_NE(r.error().message.find(GetParam().says), std::string::npos) << r.error().message;
 }
 
@@ -68,9 +67,10 @@ INSTANTIATE_TEST_SUITE_P(
                     BadAddress{"localhost:80", "not an IPv4 address"}, BadAddress{"::1:80", "in brackets"},
                     BadAddress{"[::1]80", "missing ':PORT'"}, BadAddress{"[::1:80", "missing ']'"},
                     BadAddress{"[zz]:80", "not an IPv6 address"}, BadAddress{"@", "empty"},
-                    BadAddress{"/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-                               "aaaaaaaaaaaaaaaaaaaaa",
-                               "longer than 107 bytes"}));
+                    BadAddress{
+                        "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                        "aaaaaaaaaaaaaaaaaaaaa",
+                        "longer than 107 bytes"}));
 
 }  // namespace
 }  // namespace idlepool

@@ -48,10 +48,12 @@ TEST(Config, ValidationNamesTheSetting) {
   bad([](DaemonConfig& x) { x.log_level = "loud"; }, "log-level 'loud'");
   bad([](DaemonConfig& x) { x.probe_tier = "kprobe"; }, "probe-tier 'kprobe'");
   bad([](DaemonConfig& x) { x.pools["site"].pin = true; }, "[pool site] is not a unit name");
-  bad([](DaemonConfig& x) {
-    x.unit_patterns.clear();
-    x.units.clear();
-  }, "nothing to manage");
+  bad(
+      [](DaemonConfig& x) {
+        x.unit_patterns.clear();
+        x.units.clear();
+      },
+      "nothing to manage");
 }
 
 TEST(Config, UnitPatternsMatchLikeSystemd) {

@@ -91,12 +91,14 @@ TEST(CtlRender, StatusTableAndDurations) {
   a.processes = status::Processes{3, 2, 100};
   a.sockets.push_back({"php-fpm@a.socket", "/run/php/a.sock", true, status::SocketCounters{10, 12, 1, 0}});
   a.last_activity = m.now - std::chrono::duration_cast<MonoTime>(std::chrono::duration<double>(75.2));
-  a.decision = wait_because(Rule::kIdleTimeout, m.now + std::chrono::duration_cast<MonoTime>(std::chrono::duration<double>(224.8)));
+  a.decision = wait_because(Rule::kIdleTimeout,
+                            m.now + std::chrono::duration_cast<MonoTime>(std::chrono::duration<double>(224.8)));
   status::Pool n;
   n.unit = "php-fpm@naive.service";
   n.active_state = "active";
   n.processes = status::Processes{1, 0, 7};
-  n.sockets.push_back({"php-fpm@naive.socket", "/run/php/naive.sock", true, status::SocketCounters{1, std::nullopt, 0, 0}});
+  n.sockets.push_back(
+      {"php-fpm@naive.socket", "/run/php/naive.sock", true, status::SocketCounters{1, std::nullopt, 0, 0}});
   n.unsafe = "listens on its own path";
   n.decision = never_because(Rule::kUnsafe, "listens on its own path");
   m.pools = {a, n};

@@ -100,8 +100,8 @@ TEST(Options, BadInputIsNamedWithItsLine) {
     unlink(path.c_str());
     ASSERT_FALSE(inv.ok()) << c.says;
     std::string expected = c.says.rfind(":", 0) == 0 ? path + c.says : c.says;
-    EXPECT_NE(inv.error().message.find(expected), std::string::npos) << "expected '" << expected << "' in '"
-                                                                       << inv.error().message << "'";
+    EXPECT_NE(inv.error().message.find(expected), std::string::npos)
+        << "expected '" << expected << "' in '" << inv.error().message << "'";
   }
   auto missing = parse({"--config", "/nonexistent/idlepool.conf"});
   ASSERT_FALSE(missing.ok());

@@ -13,16 +13,20 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// systemd as the manager sees it, answering later as the real one does: every answer waits in `pending` until the
+// test pumps (never within the call that asked).
 class FakeSystemd final : public sys::ServiceManager {
  public:
-  std::map<std::string, sys::ServiceUnit> service_units;
-  std::map<std::string, sys::SocketUnit> sockets;
+  std::map<std::string, ServiceUnit> service_units;
+  std::map<std::string, SocketUnit> sockets;
   std::vector<std::string> stopped, restarted;
   std::vector<sys::UnitEvent> events;
+  std::vector<std::function<void()>> pending;
+  std::optional<std::string> stop_error;  // systemd refuses stops with this
 
   // A running php-fpm pool behind NAME.socket listening on ADDRESS.
   void add_pool(const std::string& name, const std::string& address, MonoTime since) {
-    sys::ServiceUnit s;
+    ServiceUnit s;
     s.name = name + ".service";
     s.load_state = "loaded";
     s.active_state = "active";
@@ -34,7 +38,7 @@ class FakeSystemd final : public sys::ServiceManager {
     s.exec_start = {{"/usr/sbin/php-fpm8.2", "--nodaemonize", "--fpm-config", "/etc/php/" + name + ".conf"}};
     s.kill_signal = 3;
     service_units[s.name] = s;
-    sys::SocketUnit k;
+    SocketUnit k;
     k.name = name + ".socket";
     k.active_state = "active";
     k.sub_state = "running";
@@ -62,41 +66,84 @@ class FakeSystemd final : public sys::ServiceManager {
     service_units[unit].sub_state = sub;
     events.push_back({sys::UnitEvent::Kind::kChanged, unit, {}});
   }
+  // Answers everything asked so far, and what those answers ask in turn.
+  int pump() {
+    int n = 0;
+    while (!pending.empty()) {
+      auto now = std::exchange(pending, {});
+      for (auto& f : now) f();
+      n += static_cast<int>(now.size());
+    }
+    return n;
+  }
+  // Answers only what was asked so far (one round).
+  void pump_once() {
+    auto now = std::exchange(pending, {});
+    for (auto& f : now) f();
+  }
 
-  Result<std::vector<std::string>> list_units(const std::vector<std::string>& patterns) override {
+  void list_units(std::vector<std::string> patterns, sys::Done<Result<std::vector<std::string>>> done) override {
     std::vector<std::string> out;
     for (const auto& [name, s] : service_units)
       for (const auto& p : patterns)
         if (unit_matches(p, name)) out.push_back(name);
-    return out;
+    pending.push_back([out, done = std::move(done)] { done(out); });
   }
   int service_reads = 0;
   int batches = 0;
-  std::vector<Result<sys::ServiceUnit>> services(const std::vector<std::string>& names) override {
+  void read_services(std::vector<std::string> names, sys::Done<std::vector<Result<ServiceUnit>>> done) override {
     ++batches;
-    return ServiceManager::services(names);
+    std::vector<Result<ServiceUnit>> out;
+    for (const auto& n : names) {
+      ++service_reads;
+      auto it = service_units.find(n);
+      if (it == service_units.end()) {
+        out.push_back(Error{"unit " + n + " is not-found, not loaded", ENOENT});
+      } else {
+        out.push_back(it->second);
+      }
+    }
+    pending.push_back([out = std::move(out), done = std::move(done)]() mutable { done(std::move(out)); });
   }
-  Result<sys::ServiceUnit> service(const std::string& name) override {
-    ++service_reads;
-    auto it = service_units.find(name);
-    if (it == service_units.end()) return Error{"unit " + name + " is not-found, not loaded", ENOENT};
-    return it->second;
+  void read_sockets(std::vector<std::string> names, sys::Done<std::vector<Result<SocketUnit>>> done) override {
+    std::vector<Result<SocketUnit>> out;
+    for (const auto& n : names) {
+      ++socket_reads;
+      auto it = sockets.find(n);
+      if (it == sockets.end()) {
+        out.push_back(Error{"unit " + n + " is not-found, not loaded", ENOENT});
+      } else {
+        out.push_back(it->second);
+      }
+    }
+    pending.push_back([out = std::move(out), done = std::move(done)]() mutable { done(std::move(out)); });
   }
-  Result<sys::SocketUnit> socket(const std::string& name) override {
-    ++socket_reads;
-    auto it = sockets.find(name);
-    if (it == sockets.end()) return Error{"unit " + name + " is not-found, not loaded", ENOENT};
-    return it->second;
-  }
-  Result<void> stop(const std::string& name) override {
+  void stop(const std::string& name, sys::Done<Result<void>> done) override {
     stopped.push_back(name);
-    return {};
+    Result<void> r = stop_error ? Result<void>(Error{*stop_error, EIO}) : Result<void>();
+    pending.push_back([r, done = std::move(done)] { done(r); });
   }
-  Result<void> restart(const std::string& name) override {
+  void restart(const std::string& name, sys::Done<Result<void>> done) override {
     restarted.push_back(name);
-    return {};
+    pending.push_back([done = std::move(done)] { done(Result<void>()); });
   }
   std::vector<sys::UnitEvent> take_events() override { return std::exchange(events, {}); }
+};
+
+// php-fpm configurations made from what each test says its pools listen on.
+class FpmFiles final : public sys::FileReader {
+ public:
+  std::map<std::string, std::string> listen;  // config path -> listen
+  std::string pm = "dynamic";
+  std::string process_control_timeout = "10s";
+  Result<std::string> read(const std::string& path) override {
+    auto it = listen.find(path);
+    if (it == listen.end()) return Error{"cannot open " + path + ": No such file or directory", ENOENT};
+    return "[global]\nprocess_control_timeout = " + process_control_timeout + "\n[pool]\nlisten = " + it->second +
+           "\npm = " + pm + "\n";
+  }
+  Result<std::vector<std::string>> glob(const std::string&) override { return std::vector<std::string>{}; }
+  std::string canonical(const std::string& path) override { return path; }
 };
 
 class FakeProbe final : public sys::ListenerSource {
@@ -163,25 +210,19 @@ class PoolManagerTest : public ::testing::Test {
   FakeSystemd systemd;
   FakeProbe probe;
   FakeProcesses processes;
-  std::map<std::string, std::string> fpm_listen;  // config path -> listen
-  std::string fpm_pm = "dynamic";                 // every pool's pm
+  FpmFiles files;
+  kinds::Kinds kinds{files};
+  std::map<std::string, std::string>& fpm_listen = files.listen;  // config path -> listen
   std::set<std::string> vanished;
-  std::vector<std::string> nudged;                // addresses, in order
+  std::vector<std::string> nudged;  // addresses, in order
   bool nudge_fails = false;
 
   std::unique_ptr<PoolManager> manager(DaemonConfig config = base_config()) {
     PoolManager::Deps deps{systemd,
                            probe,
                            processes,
+                           kinds,
                            [this] { return clock; },
-                           [this](const std::string& path) -> Result<PhpFpmConfig> {
-                             auto it = fpm_listen.find(path);
-                             if (it == fpm_listen.end()) return Error{"cannot open " + path};
-                             PhpFpmConfig c;
-                             c.pools.push_back({"pool", it->second, fpm_pm});
-                             c.process_control_timeout_s = 10;
-                             return c;
-                           },
                            [this](const std::string& path) { return !vanished.count(path); },
                            [](const std::string&) -> std::optional<uint64_t> { return 4u << 20; },
                            [this](const SocketAddress& a) -> Result<void> {
@@ -190,6 +231,23 @@ class PoolManagerTest : public ::testing::Test {
                              return {};
                            }};
     return std::make_unique<PoolManager>(config, deps);
+  }
+  // A whole discovery, systemd answering at once.
+  void discover(PoolManager& m) {
+    bool done = false;
+    m.discover([&] { done = true; });
+    systemd.pump();
+    ASSERT_TRUE(done);
+    ASSERT_FALSE(m.discovering());
+  }
+  // What systemd signalled, taken in, and the reads it called for answered.
+  void signals(PoolManager& m) {
+    m.on_unit_events(systemd.take_events());
+    systemd.pump();
+  }
+  void signals(PoolManager& m, std::vector<sys::UnitEvent> events) {
+    m.on_unit_events(events);
+    systemd.pump();
   }
   static DaemonConfig base_config() {
     DaemonConfig c;
@@ -205,19 +263,19 @@ class PoolManagerTest : public ::testing::Test {
   }
   // One discovered pool, php-fpm@a, whose php-fpm runs `pm`, looked at for stalls every `stall_timeout`.
   std::unique_ptr<PoolManager> stall_manager(const std::string& pm, std::chrono::seconds stall_timeout) {
-    fpm_pm = pm;
+    files.pm = pm;
     add_safe_pool("php-fpm@a");
     auto config = base_config();
     config.defaults.stall_timeout = stall_timeout;
     auto m = manager(config);
-    m->discover();
+    discover(*m);
     return m;
   }
   // One safe running pool, php-fpm@a, whose stop idlepoold asked systemd for after its idle timeout.
   std::unique_ptr<PoolManager> asked_to_stop_after_its_idle_timeout() {
     add_safe_pool("php-fpm@a");
     auto m = manager();
-    m->discover();
+    discover(*m);
     clock += 60s;
     m->evaluate();
     EXPECT_EQ(systemd.stopped, std::vector<std::string>{"php-fpm@a.service"});
@@ -236,7 +294,9 @@ class PoolManagerTest : public ::testing::Test {
     throw std::runtime_error("no pool " + unit);
   }
   // Its decision as idlepoolctl would print it.
-  std::string reason_of(PoolManager& m, const std::string& unit) { return describe(status_of(m, unit).decision, clock); }
+  std::string reason_of(PoolManager& m, const std::string& unit) {
+    return describe(status_of(m, unit).decision, clock);
+  }
   uint64_t stops_of(PoolManager& m, const std::string& unit, status::StopCause c = status::StopCause::kIdle) {
     return status_of(m, unit).stops[static_cast<size_t>(c)];
   }
@@ -253,39 +313,113 @@ TEST_F(PoolManagerTest, DiscoversPoolsWithTheirSocketsAndSkipsUnknownUnits) {
   auto config = base_config();
   config.units = {"missing.service"};  // named but not there: an error in the log, no crash
   auto m = manager(config);
-  m->discover();
+  discover(*m);
   auto st = m->status();
   ASSERT_EQ(st.size(), 2u);
   EXPECT_EQ(st[0].unit, "php-fpm@a.service");
   ASSERT_EQ(st[0].sockets.size(), 1u);
   EXPECT_EQ(st[0].sockets[0].address, "/run/php/php-fpm@a.sock");
   EXPECT_EQ(probe.listeners.size(), 2u);
-  EXPECT_EQ(probe.batches, 1) << "every new pool's sockets registered in one call (one socket dump for a thousand pools)";
+  EXPECT_EQ(probe.batches, 1)
+      << "every new pool's sockets registered in one call (one socket dump for a thousand pools)";
   EXPECT_EQ(processes.pools.size(), 2u);
 }
 
-TEST_F(PoolManagerTest, ALongDiscoveryReportsProgressAndCanBeAbandoned) {
+TEST_F(PoolManagerTest, ALongDiscoveryGoesInBatchesAndTheModelIsReadableMeanwhile) {
   for (int i = 0; i < 120; ++i) add_safe_pool("php-fpm@p" + std::to_string(i));
   auto m = manager(base_config());
   std::vector<size_t> seen;
   m->on_discovery_progress([&](size_t done, size_t total) {
     EXPECT_EQ(total, 120u);
     seen.push_back(done);
-    return seen.size() < 2;  // a stop is asked for after the second batch
   });
-  m->discover();
+  bool done = false;
+  m->discover([&] { done = true; });
+  EXPECT_TRUE(m->status().empty()) << "nothing is answered within the call that asks";
+  EXPECT_TRUE(m->discovering());
+  systemd.pump_once();  // the unit list
+  systemd.pump_once();  // the first batch of services
+  EXPECT_EQ(m->status().size(), 50u) << "a batch's services are in the model as soon as they are read";
+  EXPECT_TRUE(probe.listeners.empty()) << "sockets are registered once the discovery is through";
+  EXPECT_NE(m->summary().find("discovering (0 of 120"), std::string::npos) << m->summary();
+  EXPECT_TRUE(m->discovery_progress().running);
+  systemd.pump();
+  EXPECT_TRUE(done);
+  EXPECT_FALSE(m->discovering());
   EXPECT_EQ(seen, (std::vector<size_t>{50, 100}));
-  EXPECT_EQ(m->status().size(), 100u) << "the pools read before the stop are kept, the rest left unread";
-  EXPECT_EQ(probe.listeners.size(), 100u);
-  m->on_discovery_progress({});
+  EXPECT_EQ(m->status().size(), 120u);
+  EXPECT_EQ(probe.listeners.size(), 120u);
+  EXPECT_EQ(probe.batches, 1) << "every new pool's sockets registered in one call";
+}
+
+// A request during a long discovery is invisible to the probe until the pool's sockets are registered: the idle
+// window starts then, not when the unit was read.
+TEST_F(PoolManagerTest, TheIdleWindowStartsWhenTheSocketsAreWatched) {
+  add_safe_pool("php-fpm@a");
+  auto m = manager();
   m->discover();
-  EXPECT_EQ(m->status().size(), 120u) << "the next discovery reads the rest";
+  systemd.pump_once();  // listed
+  systemd.pump_once();  // the service read at t
+  clock += 10s;         // a long discovery: the sockets are read and registered 10 s later
+  systemd.pump();
+  ASSERT_FALSE(m->discovering());
+  auto next = m->evaluate();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(*next, clock + 60s) << "a whole idle window from the registration";
+  clock += 55s;  // 65 s after the unit was read, 55 s after the sockets were
+  m->evaluate();
+  EXPECT_TRUE(systemd.stopped.empty());
+  clock += 5s;
+  m->evaluate();
+  EXPECT_EQ(systemd.stopped.size(), 1u);
+}
+
+TEST_F(PoolManagerTest, AFailedStopIsTriedAgainLater) {
+  add_safe_pool("php-fpm@a");
+  auto m = manager();
+  discover(*m);
+  clock += 60s;
+  systemd.stop_error = "Access denied";
+  m->evaluate();
+  systemd.pump();
+  ASSERT_EQ(systemd.stopped.size(), 1u);
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").decision.rule, Rule::kStopFailed);
+  EXPECT_NE(reason_of(*m, "php-fpm@a.service").find("Access denied"), std::string::npos);
+  EXPECT_TRUE(m->dirty());
+  auto next = m->evaluate();
+  EXPECT_EQ(systemd.stopped.size(), 1u) << "not at once";
+  EXPECT_EQ(next, clock + 30s);
+  systemd.stop_error.reset();
+  clock += 30s;
+  m->evaluate();
+  EXPECT_EQ(systemd.stopped.size(), 2u);
+  EXPECT_EQ(m->stats().bus_errors, 1u);
+}
+
+// The values signals carry while a read of the unit is in flight are newer than what the read answers.
+TEST_F(PoolManagerTest, SignalsDuringAReadWinOverItsAnswer) {
+  auto m = asked_to_stop_after_its_idle_timeout();
+  systemd.signal_state("php-fpm@a.service", "inactive", "dead");
+  signals(*m);
+  // A wake: the start is read (its cgroup) ...
+  systemd.service_units["php-fpm@a.service"].active_enter = clock;
+  systemd.signal_state("php-fpm@a.service", "active", "running");
+  m->on_unit_events(systemd.take_events());
+  // ... and before the answer comes, systemd signals the pool going down again; the read still says "running".
+  systemd.service_units["php-fpm@a.service"].active_state = "active";
+  systemd.service_units["php-fpm@a.service"].sub_state = "running";
+  sys::UnitChanges down;
+  down.active_state = "deactivating";
+  down.sub_state = "stop-sigquit";
+  m->on_unit_events({{sys::UnitEvent::Kind::kChanged, "php-fpm@a.service", {}, down}});
+  systemd.pump();
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").active_state, "deactivating");
 }
 
 TEST_F(PoolManagerTest, SignalsOfOneLoopStepAreReadOnceAPoolInOneBatch) {
   for (const char* p : {"php-fpm@a", "php-fpm@b", "php-fpm@c"}) add_safe_pool(p);
   auto m = manager();
-  m->discover();
+  discover(*m);
   systemd.service_reads = systemd.batches = 0;
   // A stop: several signals for each unit (Unit and Service interfaces, each state on the way), two units at once.
   for (int i = 0; i < 3; ++i) {
@@ -293,7 +427,7 @@ TEST_F(PoolManagerTest, SignalsOfOneLoopStepAreReadOnceAPoolInOneBatch) {
     systemd.set_state("php-fpm@b.service", "deactivating", "stop-sigquit");
   }
   systemd.events.push_back({sys::UnitEvent::Kind::kChanged, "unrelated.service", {}});
-  m->on_unit_events(systemd.take_events());
+  signals(*m);
   EXPECT_EQ(systemd.service_reads, 2) << "a and b once each, nothing else";
   EXPECT_EQ(systemd.batches, 1);
   EXPECT_EQ(status_of(*m, "php-fpm@a.service").active_state, "deactivating");
@@ -303,10 +437,10 @@ TEST_F(PoolManagerTest, SignalValuesAreAppliedWithoutReadingAndAStartIsReadOnce)
   auto m = asked_to_stop_after_its_idle_timeout();
   systemd.service_reads = systemd.socket_reads = 0;
   systemd.signal_state("php-fpm@a.service", "deactivating", "stop-sigquit");
-  m->on_unit_events(systemd.take_events());
+  signals(*m);
   systemd.signal_state("php-fpm@a.service", "inactive", "dead");
   systemd.signal_state("php-fpm@a.socket", "active", "listening");
-  m->on_unit_events(systemd.take_events());
+  signals(*m);
   EXPECT_EQ(systemd.service_reads, 0) << "a stop is followed from the signals alone";
   EXPECT_EQ(systemd.socket_reads, 0);
   EXPECT_EQ(stops_of(*m, "php-fpm@a.service"), 1u);
@@ -315,9 +449,9 @@ TEST_F(PoolManagerTest, SignalValuesAreAppliedWithoutReadingAndAStartIsReadOnce)
   systemd.service_units["php-fpm@a.service"].active_enter = clock;
   systemd.signal_state("php-fpm@a.socket", "active", "running");
   systemd.signal_state("php-fpm@a.service", "activating", "start");
-  m->on_unit_events(systemd.take_events());
+  signals(*m);
   systemd.signal_state("php-fpm@a.service", "active", "running");
-  m->on_unit_events(systemd.take_events());
+  signals(*m);
   EXPECT_EQ(systemd.service_reads, 1);
   EXPECT_EQ(systemd.socket_reads, 0);
   EXPECT_EQ(status_of(*m, "php-fpm@a.service").wakes, 1u);
@@ -327,21 +461,21 @@ TEST_F(PoolManagerTest, SignalValuesAreAppliedWithoutReadingAndAStartIsReadOnce)
   sys::UnitChanges other;
   other.needs_read = true;
   systemd.events.push_back({sys::UnitEvent::Kind::kChanged, "php-fpm@a.service", {}, other});
-  m->on_unit_events(systemd.take_events());
+  signals(*m);
   EXPECT_EQ(systemd.service_reads, 2);
 }
 
 TEST_F(PoolManagerTest, ADaemonReloadReadsEveryPoolAgain) {
   add_safe_pool("php-fpm@a");
   auto m = manager();
-  m->discover();
+  discover(*m);
   // The unit now also listens on a TCP port (a second socket unit), and its ExecStart points at a php-fpm
   // configuration that listens on the socket unit's own path (php-fpm would unlink it at exit).
   systemd.add_pool("php-fpm@a-tcp", "127.0.0.1:9001", clock);
   systemd.service_units["php-fpm@a.service"].triggered_by.push_back("php-fpm@a-tcp.socket");
   systemd.service_units["php-fpm@a.service"].exec_start[0].back() = "/etc/php/naive.conf";
   fpm_listen["/etc/php/naive.conf"] = "/run/php/php-fpm@a.sock";
-  m->on_unit_events({{sys::UnitEvent::Kind::kReloaded, {}, {}}});
+  signals(*m, {{sys::UnitEvent::Kind::kReloaded, {}, {}}});
   const auto& st = status_of(*m, "php-fpm@a.service");
   ASSERT_EQ(st.sockets.size(), 2u);
   EXPECT_EQ(st.sockets[1].address, "127.0.0.1:9001");
@@ -354,7 +488,7 @@ TEST_F(PoolManagerTest, ADaemonReloadReadsEveryPoolAgain) {
 TEST_F(PoolManagerTest, StopsAnIdlePoolOnceAndCountsTheStopAndTheWake) {
   add_safe_pool("php-fpm@a");
   auto m = manager();
-  m->discover();
+  discover(*m);
   auto next = m->evaluate();
   ASSERT_TRUE(next.has_value());
   EXPECT_EQ(*next, clock + 60s) << "the deadline is a whole idle window after watching began";
@@ -365,14 +499,14 @@ TEST_F(PoolManagerTest, StopsAnIdlePoolOnceAndCountsTheStopAndTheWake) {
   m->evaluate();
   EXPECT_EQ(systemd.stopped.size(), 1u) << "a stop in progress is not asked again";
   systemd.set_state("php-fpm@a.service", "deactivating", "stop-sigquit");
-  m->on_unit_events(systemd.take_events());
+  signals(*m);
   systemd.set_state("php-fpm@a.service", "inactive", "dead");
-  m->on_unit_events(systemd.take_events());
+  signals(*m);
   EXPECT_EQ(stops_of(*m, "php-fpm@a.service"), 1u);
   EXPECT_FALSE(processes.pools.count("php-fpm@a.service"));
   systemd.service_units["php-fpm@a.service"].active_enter = clock;
   systemd.set_state("php-fpm@a.service", "active", "running");
-  m->on_unit_events(systemd.take_events());
+  signals(*m);
   EXPECT_EQ(status_of(*m, "php-fpm@a.service").wakes, 1u);
   EXPECT_NE(m->summary().find("1 stops, 1 wakes"), std::string::npos) << m->summary();
 }
@@ -380,7 +514,7 @@ TEST_F(PoolManagerTest, StopsAnIdlePoolOnceAndCountsTheStopAndTheWake) {
 TEST_F(PoolManagerTest, ActivityAndWorkInFlightKeepAPoolRunning) {
   add_safe_pool("php-fpm@a");
   auto m = manager();
-  m->discover();
+  discover(*m);
   clock += 50s;
   probe.at("/run/php/php-fpm@a.sock").last_activity_ns = static_cast<uint64_t>(clock.count());
   clock += 30s;
@@ -403,7 +537,7 @@ TEST_F(PoolManagerTest, TheRateLimitSpreadsABurstOfDeadlines) {
   config.max_stops_per_second = 2;
   config.stop_burst = 4;
   auto m = manager(config);
-  m->discover();
+  discover(*m);
   clock += 60s;
   auto next = m->evaluate();
   EXPECT_EQ(systemd.stopped.size(), 4u);
@@ -419,7 +553,7 @@ TEST_F(PoolManagerTest, DryRunOnlySaysWhatItWouldDo) {
   auto config = base_config();
   config.dry_run = true;
   auto m = manager(config);
-  m->discover();
+  discover(*m);
   clock += 61s;
   m->evaluate();
   m->evaluate();
@@ -430,13 +564,13 @@ TEST_F(PoolManagerTest, DryRunOnlySaysWhatItWouldDo) {
 TEST_F(PoolManagerTest, SafetyIsJudgedAgainAtEveryStart) {
   auto m = asked_to_stop_after_its_idle_timeout();
   systemd.set_state("php-fpm@a.service", "inactive", "dead");
-  m->on_unit_events(systemd.take_events());
+  signals(*m);
   // Meanwhile its php-fpm configuration was edited to listen on the socket unit's own path: php-fpm would unlink it
   // at its next exit, and the pool could never wake again. The edit takes effect at the next start.
   fpm_listen["/etc/php/php-fpm@a.conf"] = "/run/php/php-fpm@a.sock";
   systemd.service_units["php-fpm@a.service"].active_enter = clock;
   systemd.set_state("php-fpm@a.service", "active", "running");
-  m->on_unit_events(systemd.take_events());
+  signals(*m);
   clock += 1h;
   m->evaluate();
   EXPECT_EQ(systemd.stopped.size(), 1u) << "not stopped again";
@@ -446,7 +580,7 @@ TEST_F(PoolManagerTest, SafetyIsJudgedAgainAtEveryStart) {
   fpm_listen["/etc/php/php-fpm@a.conf"] = "/run/php/php-fpm@a.sock.inherited";
   systemd.service_units["php-fpm@a.service"].exec_start[0].push_back("--php-ini=/etc/php/a.ini");
   systemd.set_state("php-fpm@a.service", "active", "running");
-  m->on_unit_events(systemd.take_events());
+  signals(*m);
   clock += 1h;
   m->evaluate();
   EXPECT_EQ(systemd.stopped.size(), 2u);
@@ -462,33 +596,46 @@ TEST_F(PoolManagerTest, NeverStopsUnsafePinnedOrUnwakeablePools) {
   auto config = base_config();
   config.pools["php-fpm@pinned.service"].pin = true;
   auto m = manager(config);
-  m->discover();
+  discover(*m);
   clock += 1h;
   m->evaluate();
   EXPECT_TRUE(systemd.stopped.empty());
-  EXPECT_NE(reason_of(*m, "php-fpm@naive.service").find("the socket unit's own path"),
-            std::string::npos);
+  EXPECT_NE(reason_of(*m, "php-fpm@naive.service").find("the socket unit's own path"), std::string::npos);
   EXPECT_EQ(reason_of(*m, "php-fpm@pinned.service"), "pinned");
   EXPECT_NE(reason_of(*m, "php-fpm@deaf.service").find("cannot wake again"), std::string::npos);
   EXPECT_NE(reason_of(*m, "php-fpm@unread.service").find("cannot open /etc/php/php-fpm@unread.conf"),
             std::string::npos);
 }
 
+// php-fpm unlinks what it listens on: a pool listening on another pool's socket would make that one unable to wake.
+TEST_F(PoolManagerTest, APoolListeningOnAnotherPoolsSocketIsNeverStopped) {
+  add_safe_pool("php-fpm@a");
+  systemd.add_pool("php-fpm@b", "/run/php/b.sock", clock);
+  fpm_listen["/etc/php/php-fpm@b.conf"] = "/run/php/php-fpm@a.sock";
+  auto m = manager();
+  discover(*m);
+  clock += 1h;
+  m->evaluate();
+  EXPECT_EQ(systemd.stopped, std::vector<std::string>{"php-fpm@a.service"}) << "b stays";
+  EXPECT_NE(reason_of(*m, "php-fpm@b.service").find("the socket of php-fpm@a.service"), std::string::npos)
+      << reason_of(*m, "php-fpm@b.service");
+}
+
 TEST_F(PoolManagerTest, AVanishedSocketPathIsRestoredAndThePoolNeverStoppedAgain) {
   add_safe_pool("php-fpm@a");
   auto m = manager();
-  m->discover();
+  discover(*m);
   clock += 61s;
   m->evaluate();
   ASSERT_EQ(systemd.stopped.size(), 1u);
   vanished.insert("/run/php/php-fpm@a.sock");
   systemd.set_state("php-fpm@a.service", "inactive", "dead");
-  m->on_unit_events(systemd.take_events());
+  signals(*m);
   EXPECT_EQ(systemd.restarted, std::vector<std::string>{"php-fpm@a.socket"});
   vanished.clear();
   systemd.service_units["php-fpm@a.service"].active_enter = clock;
   systemd.set_state("php-fpm@a.service", "active", "running");
-  m->on_unit_events(systemd.take_events());
+  signals(*m);
   clock += 2h;
   m->evaluate();
   EXPECT_EQ(systemd.stopped.size(), 1u);
@@ -498,7 +645,7 @@ TEST_F(PoolManagerTest, AVanishedSocketPathIsRestoredAndThePoolNeverStoppedAgain
 TEST_F(PoolManagerTest, AnUnreadableProbeStopsNothing) {
   add_safe_pool("php-fpm@a");
   auto m = manager();
-  m->discover();
+  discover(*m);
   clock += 1h;
   probe.broken = true;
   auto next = m->evaluate();
@@ -511,13 +658,13 @@ TEST_F(PoolManagerTest, AnUnreadableProbeStopsNothing) {
 
 TEST_F(PoolManagerTest, UnitsAppearingAfterADaemonReloadArePickedUp) {
   auto m = manager();
-  m->discover();
+  discover(*m);
   EXPECT_TRUE(m->status().empty());
   add_safe_pool("php-fpm@late");
-  m->on_unit_events({{sys::UnitEvent::Kind::kReloaded, {}, {}}});
+  signals(*m, {{sys::UnitEvent::Kind::kReloaded, {}, {}}});
   ASSERT_EQ(m->status().size(), 1u);
   systemd.service_units.erase("php-fpm@late.service");
-  m->on_unit_events({{sys::UnitEvent::Kind::kRemoved, "php-fpm@late.service", {}}});
+  signals(*m, {{sys::UnitEvent::Kind::kRemoved, "php-fpm@late.service", {}}});
   EXPECT_TRUE(m->status().empty());
   EXPECT_TRUE(probe.listeners.empty());
 }
@@ -527,7 +674,7 @@ TEST_F(PoolManagerTest, PinsStopsNowAndAuditsForIdlepoolctl) {
   systemd.add_pool("php-fpm@naive", "/run/php/naive.sock", clock);
   fpm_listen["/etc/php/php-fpm@naive.conf"] = "/run/php/naive.sock";
   auto m = manager();
-  m->discover();
+  discover(*m);
   EXPECT_FALSE(m->pin("nope.service", true).ok());
   ASSERT_TRUE(m->pin("php-fpm@a.service", true).ok());
   auto refused = m->stop_now("php-fpm@a.service");
@@ -556,25 +703,26 @@ TEST_F(PoolManagerTest, PinsStopsNowAndAuditsForIdlepoolctl) {
 TEST_F(PoolManagerTest, MeasuresWakeLatencyAndMemoryReleased) {
   add_safe_pool("php-fpm@a");
   auto m = manager();
-  m->discover();
+  discover(*m);
   clock += 61s;
   m->evaluate();
   systemd.set_state("php-fpm@a.service", "inactive", "dead");
-  m->on_unit_events(systemd.take_events());
+  signals(*m);
   EXPECT_EQ(status_of(*m, "php-fpm@a.service").memory_released_bytes, 4u << 20);
   // A connection wakes it: systemd starts it at t, its first request comes 0.3 s later.
   clock += 100s;
   systemd.service_units["php-fpm@a.service"].inactive_exit = clock;
   systemd.service_units["php-fpm@a.service"].active_enter = clock + 200ms;
   systemd.set_state("php-fpm@a.service", "active", "running");
-  m->on_unit_events(systemd.take_events());
+  signals(*m);
   probe.at("/run/php/php-fpm@a.sock").first_use_ns = static_cast<uint64_t>((clock + 300ms).count());
   clock += 1s;
-  m->refresh();
+  m->refresh();  // a scrape right after the wake shows it
   const auto& h = status_of(*m, "php-fpm@a.service").wake_latency;
   EXPECT_EQ(h.count, 1u);
   EXPECT_NEAR(h.sum, 0.3, 1e-9);
   EXPECT_EQ(h.buckets[3], 1u);  // the 0.5 s bucket
+  m->evaluate();
   m->refresh();
   EXPECT_EQ(status_of(*m, "php-fpm@a.service").wake_latency.count, 1u) << "one wake, one observation";
 }
@@ -599,7 +747,8 @@ TEST_F(PoolManagerTest, AStalledOndemandPoolIsNudgedOncePerStallTimeoutUntilItAc
   sock.accepts = 8;
   sock.last_activity_ns = static_cast<uint64_t>(clock.count());
   MonoTime gone = clock;
-  m->on_pool_events({{"php-fpm@a.service", PoolEvent::Kind::kLastWorkerExited, 1234, {}, static_cast<uint64_t>(gone.count())}});
+  m->on_pool_events(
+      {{"php-fpm@a.service", PoolEvent::Kind::kLastWorkerExited, 1234, {}, static_cast<uint64_t>(gone.count())}});
   next = m->evaluate();
   ASSERT_TRUE(next.has_value());
   EXPECT_EQ(*next, gone + 5s) << "a look stall-timeout after the last worker left";
@@ -672,15 +821,15 @@ TEST_F(PoolManagerTest, NeverStopsAPoolWhoseWakeCouldHitSystemdsStartLimit) {
   systemd.service_units["php-fpm@a.service"].start_limit_burst = 5;
   systemd.service_units["php-fpm@a.service"].start_limit_interval = 10s;
   auto m = manager();
-  m->discover();
+  discover(*m);
   for (int wake = 1; wake <= 4; ++wake) {
     auto r = m->stop_now("php-fpm@a.service");
     ASSERT_TRUE(r.ok()) << "stop " << wake << ": " << r.error().message;
     systemd.set_state("php-fpm@a.service", "inactive", "dead");
-    m->on_unit_events(systemd.take_events());
+    signals(*m);
     clock += 1s;
     systemd.set_state("php-fpm@a.service", "active", "running");  // a request woke it
-    m->on_unit_events(systemd.take_events());
+    signals(*m);
     clock += 1s;
   }
   auto refused = m->stop_now("php-fpm@a.service");

@@ -14,8 +14,9 @@ TEST(Procfs, FindsTheCgroup2MountOnHybridAndUnifiedHosts) {
       "40 30 0:36 / /sys/fs/cgroup/unified rw,relatime shared:18 - cgroup2 cgroup2 rw\n";
   EXPECT_EQ(*find_cgroup2_mount(hybrid), "/sys/fs/cgroup/unified");
   // A Debian 12 host with systemd.
-  const char* unified = "24 29 0:22 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 "
-                        "rw,nsdelegate,memory_recursiveprot\n";
+  const char* unified =
+      "24 29 0:22 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 "
+      "rw,nsdelegate,memory_recursiveprot\n";
   EXPECT_EQ(*find_cgroup2_mount(unified), "/sys/fs/cgroup");
   EXPECT_EQ(*find_cgroup2_mount("1 0 0:1 / /odd\\040dir rw - cgroup2 none rw\n"), "/odd dir");
   auto none = find_cgroup2_mount("31 30 0:27 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n");

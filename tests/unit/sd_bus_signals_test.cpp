@@ -121,5 +121,35 @@ TEST_F(SignalTest, GarbageIsReadNotGuessed) {
   EXPECT_FALSE(truncated);
 }
 
+// A site user may send signals on the system bus: with systemd's name as the match's sender, addressed to idlepoold,
+// or broadcast from their own connection. Only PID 1's broadcasts count.
+TEST(SignalGate, OnlyPid1sBroadcastsCount) {
+  SignalGate gate;
+  EXPECT_FALSE(gate.accept(":1.0", nullptr)) << "nobody is systemd until the bus says who is";
+  gate.set_owner(":1.0");
+  EXPECT_TRUE(gate.accept(":1.0", nullptr));
+  EXPECT_FALSE(gate.accept(":1.0", ":1.77")) << "systemd broadcasts: a signal addressed to us is not its";
+  EXPECT_FALSE(gate.accept(":1.42", nullptr)) << "another connection's broadcast";
+  EXPECT_FALSE(gate.accept(":1.42", ":1.77")) << "another connection's unicast";
+  EXPECT_FALSE(gate.accept("org.freedesktop.systemd1", nullptr)) << "the bus stamps unique names, never this";
+  EXPECT_FALSE(gate.accept(nullptr, nullptr));
+}
+
+TEST(SignalGate, FollowsSystemdsNameOnlyFromTheBusItself) {
+  SignalGate gate;
+  gate.set_owner(":1.0");
+  // A forged NameOwnerChanged from a site user's connection changes nothing.
+  EXPECT_FALSE(gate.on_owner_changed(":1.42", nullptr, "org.freedesktop.systemd1", ":1.42"));
+  EXPECT_FALSE(gate.on_owner_changed("org.freedesktop.DBus", ":1.77", "org.freedesktop.systemd1", ":1.42"));
+  EXPECT_EQ(gate.owner(), ":1.0");
+  EXPECT_FALSE(gate.on_owner_changed("org.freedesktop.DBus", nullptr, "org.example.other", ":1.9"));
+  EXPECT_EQ(gate.owner(), ":1.0");
+  // PID 1 re-executed and reconnected: the bus says so.
+  EXPECT_TRUE(gate.on_owner_changed("org.freedesktop.DBus", nullptr, "org.freedesktop.systemd1", ":1.5"));
+  EXPECT_EQ(gate.owner(), ":1.5");
+  EXPECT_FALSE(gate.accept(":1.0", nullptr));
+  EXPECT_TRUE(gate.accept(":1.5", nullptr));
+}
+
 }  // namespace
 }  // namespace idlepool::sys

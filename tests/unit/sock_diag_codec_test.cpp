@@ -161,7 +161,8 @@ struct Broken {
 std::vector<Broken> broken_replies() {
   std::vector<Broken> out;
   auto done = message(NLMSG_DONE, {0, 0, 0, 0});
-  out.push_back({"truncated header", std::vector<uint8_t>(done.begin(), done.begin() + 10), "shorter than a netlink header"});
+  out.push_back(
+      {"truncated header", std::vector<uint8_t>(done.begin(), done.begin() + 10), "shorter than a netlink header"});
   auto overlong = done;
   reinterpret_cast<nlmsghdr*>(overlong.data())->nlmsg_len = 4096;
   out.push_back({"length past the datagram", overlong, "does not fit"});
@@ -174,13 +175,12 @@ std::vector<Broken> broken_replies() {
   std::vector<uint8_t> odd_family(sizeof(inet_diag_msg), 0);
   odd_family[0] = 42;
   out.push_back({"unknown family", message(SOCK_DIAG_BY_FAMILY, odd_family), "address family 42"});
-  out.push_back({"attribute overrun",
-                 message(SOCK_DIAG_BY_FAMILY, unix_msg_with_attr(UNIX_DIAG_NAME, {'/', 'x'}, 200)),
+  out.push_back({"attribute overrun", message(SOCK_DIAG_BY_FAMILY, unix_msg_with_attr(UNIX_DIAG_NAME, {'/', 'x'}, 200)),
                  "overruns"});
-  out.push_back({"short rqlen", message(SOCK_DIAG_BY_FAMILY, unix_msg_with_attr(UNIX_DIAG_RQLEN, {1, 2})),
-                 "UNIX_DIAG_RQLEN"});
-  out.push_back({"short peer", message(SOCK_DIAG_BY_FAMILY, unix_msg_with_attr(UNIX_DIAG_PEER, {1, 2})),
-                 "UNIX_DIAG_PEER"});
+  out.push_back(
+      {"short rqlen", message(SOCK_DIAG_BY_FAMILY, unix_msg_with_attr(UNIX_DIAG_RQLEN, {1, 2})), "UNIX_DIAG_RQLEN"});
+  out.push_back(
+      {"short peer", message(SOCK_DIAG_BY_FAMILY, unix_msg_with_attr(UNIX_DIAG_PEER, {1, 2})), "UNIX_DIAG_PEER"});
   out.push_back({"ragged icons", message(SOCK_DIAG_BY_FAMILY, unix_msg_with_attr(UNIX_DIAG_ICONS, {1, 2, 3, 4, 5})),
                  "UNIX_DIAG_ICONS"});
   out.push_back({"error reply", message(NLMSG_ERROR, bytes_of(-EPERM)), "refused by the kernel"});

@@ -119,7 +119,11 @@ TEST(StatusJson, MalformedAnswersNameTheField) {
       {"socket counter", [](nlohmann::json& j) { j["pools"][0]["sockets"][0]["accepts"] = "7"; },
        "php-fpm@a.service.sockets[0].accepts"},
       {"unknown stop cause", [](nlohmann::json& j) { j["pools"][0]["stops"]["bored"] = 1; }, "unknown key 'bored'"},
-      {"buckets", [](nlohmann::json& j) { j["pools"][0]["wake_latency"]["buckets"] = {1, 2}; }, "buckets"},
+      {"buckets",
+       [](nlohmann::json& j) {
+         j["pools"][0]["wake_latency"]["buckets"] = {1, 2};
+       },
+       "buckets"},
       {"missing field", [](nlohmann::json& j) { j["pools"][0].erase("running"); }, "running: missing"},
       {"not an object", [](nlohmann::json& j) { j["pools"][0] = 7; }, "not an object"},
       {"daemon", [](nlohmann::json& j) { j["daemon"]["bus_errors"] = true; }, "daemon.bus_errors"},

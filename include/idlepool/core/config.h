@@ -20,6 +20,7 @@ struct PoolOverrides {
   std::optional<std::chrono::seconds> min_uptime;
   std::optional<std::chrono::seconds> stall_timeout;
   std::optional<bool> pin;
+  std::optional<bool> allow_abrupt_stop;
 };
 
 enum class StopMethod { kBus, kSystemctl };
@@ -44,7 +45,12 @@ struct DaemonConfig {
   // Prometheus metrics: host:port, or "off". 9100-9999 are all allocated in Prometheus' port list; 10071 is not.
   std::string metrics_listen = "127.0.0.1:10071";
 
+  // Stop pools even when their stop may cut requests in flight (php-fpm stopped with SIGTERM, or with
+  // process_control_timeout = 0): never by default.
+  bool allow_abrupt_stop = false;
+
   PoolPolicy policy_for(const std::string& unit) const;
+  bool allow_abrupt_stop_for(const std::string& unit) const;
 };
 
 // "300", "300s", "5m", "1h", "1d" -> seconds. Errors say what is wrong.

@@ -24,20 +24,20 @@ struct PoolPolicy {
 
 // What the daemon knows of one pool at one moment.
 struct PoolSnapshot {
-  bool running = false;               // the service is active and its main process runs
-  bool stop_in_progress = false;      // a stop job is queued or running
-  MonoTime active_since{0};           // when the service last became active
-  MonoTime watched_since{0};          // when this daemon started watching the pool (its sockets registered)
+  bool running = false;                   // the service is active and its main process runs
+  bool stop_in_progress = false;          // a stop job is queued or running
+  MonoTime active_since{0};               // when the service last became active
+  MonoTime watched_since{0};              // when this daemon started watching the pool (its sockets registered)
   std::optional<MonoTime> last_activity;  // latest accept, request, response or close on any of its sockets
   // Can it wake again? At least one triggering .socket unit is active and every one of its sockets listens.
   bool can_wake = false;
-  std::string cannot_wake_reason;     // why not, when can_wake is false
+  std::string cannot_wake_reason;  // why not, when can_wake is false
   // A configuration that would not survive a stop (e.g. php-fpm listening on the socket unit's own unix path).
   std::optional<std::string> unsafe_reason;
   // In flight, across its sockets, read just now.
   uint32_t active_connections = 0;
   uint32_t queued_connections = 0;
-  uint32_t workers = 0;               // processes besides the main one (informational: busy static pools keep theirs)
+  uint32_t workers = 0;  // processes besides the main one (informational: busy static pools keep theirs)
   // Since when connections have been queued with none accepted (unset: nothing queued, or accepts progress).
   std::optional<MonoTime> queued_since;
   // Its recent starts come close to systemd's start limit: a stop now, and the wake after it could fail the unit and
@@ -64,10 +64,10 @@ enum class Rule : uint8_t {
   kRateLimit,        // wait: the global stop rate limit
   kStopFailed,       // wait: systemd refused the last stop
 };
-inline constexpr Rule kAllRules[] = {Rule::kIdle,        Rule::kOperator,   Rule::kNotRunning,      Rule::kStopInProgress,
-                                     Rule::kPinned,      Rule::kCannotWake, Rule::kUnsafe,          Rule::kProbeUnreadable,
-                                     Rule::kDryRun,      Rule::kStartLimit, Rule::kIdleTimeout,     Rule::kMinUptime,
-                                     Rule::kInFlight,    Rule::kRateLimit,  Rule::kStopFailed};
+inline constexpr Rule kAllRules[] = {Rule::kIdle,     Rule::kOperator,   Rule::kNotRunning,  Rule::kStopInProgress,
+                                     Rule::kPinned,   Rule::kCannotWake, Rule::kUnsafe,      Rule::kProbeUnreadable,
+                                     Rule::kDryRun,   Rule::kStartLimit, Rule::kIdleTimeout, Rule::kMinUptime,
+                                     Rule::kInFlight, Rule::kRateLimit,  Rule::kStopFailed};
 // "idle", "operator", "not-running", "stop-in-progress", "pinned", "cannot-wake", "unsafe", "probe-unreadable",
 // "dry-run", "start-limit", "idle-timeout", "min-uptime", "in-flight", "rate-limit", "stop-failed".
 std::string_view to_string(Rule rule);
@@ -83,10 +83,10 @@ struct Decision {
   Rule rule = Rule::kNotRunning;
   std::optional<MonoTime> at;  // kWait: when to look again
   // The figures behind the rule, for its rendering (never parsed back):
-  MonoTime since{0};             // kIdleTimeout: idle since; kMinUptime: up since
-  std::chrono::seconds limit{0};  // kIdleTimeout: idle-timeout; kMinUptime: min-uptime
+  MonoTime since{0};                // kIdleTimeout: idle since; kMinUptime: up since
+  std::chrono::seconds limit{0};    // kIdleTimeout: idle-timeout; kMinUptime: min-uptime
   uint32_t active = 0, queued = 0;  // kInFlight
-  std::string detail;            // kCannotWake, kUnsafe, kStartLimit, kStopFailed, kProbeUnreadable: why
+  std::string detail;               // kCannotWake, kUnsafe, kStartLimit, kStopFailed, kProbeUnreadable: why
 
   // A stop is planned at `at` (the pool only has to stay idle).
   bool stop_planned() const {

@@ -15,9 +15,9 @@ struct ProcEvent {
     kOther,  // a known event idlepool does not use (uid, gid, sid, ptrace, comm, coredump)
   };
   Kind kind = Kind::kOther;
-  uint32_t cpu = 0;   // CPU that sent it; acks: UINT32_MAX before Linux 6.6, the sending CPU since
-  uint32_t seq = 0;   // cn_msg sequence number, per CPU (acks before 6.6: the request's)
-  uint32_t ack = 0;   // cn_msg ack: request's ack + 1 for acks
+  uint32_t cpu = 0;  // CPU that sent it; acks: UINT32_MAX before Linux 6.6, the sending CPU since
+  uint32_t seq = 0;  // cn_msg sequence number, per CPU (acks before 6.6: the request's)
+  uint32_t ack = 0;  // cn_msg ack: request's ack + 1 for acks
   uint64_t timestamp_ns = 0;
   int32_t pid = 0;
   int32_t tgid = 0;

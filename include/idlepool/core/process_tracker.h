@@ -40,16 +40,16 @@ struct PoolProcesses {
   uint32_t processes = 0;  // alive, main included
   uint32_t workers = 0;    // alive, other than the main process
   bool main_alive = false;
-  int32_t main_pid = 0;    // 0 if unknown
+  int32_t main_pid = 0;  // 0 if unknown
 };
 
 struct PoolEvent {
   enum class Kind { kLastWorkerExited, kMainExited, kBecameEmpty };
   std::string pool;
   Kind kind = Kind::kBecameEmpty;
-  int32_t pid = 0;      // the process whose exit caused it (0 when found by a resync)
-  ExitStatus status;    // its exit status, when known
-  uint64_t at_ns = 0;   // CLOCK_MONOTONIC of the exit, from the kernel's event (0 when found by a resync)
+  int32_t pid = 0;     // the process whose exit caused it (0 when found by a resync)
+  ExitStatus status;   // its exit status, when known
+  uint64_t at_ns = 0;  // CLOCK_MONOTONIC of the exit, from the kernel's event (0 when found by a resync)
   friend bool operator==(const PoolEvent& a, const PoolEvent& b) {
     return a.pool == b.pool && a.kind == b.kind && a.pid == b.pid && a.status == b.status;
   }

@@ -38,7 +38,8 @@ std::optional<StopCause> parse_stop_cause(std::string_view name);
 
 // What idlepool did about a stalled pool (core/policy.h check_stall).
 enum class StallAction : uint8_t { kNudged, kNudgeFailed, kReported };
-inline constexpr StallAction kStallActions[] = {StallAction::kNudged, StallAction::kNudgeFailed, StallAction::kReported};
+inline constexpr StallAction kStallActions[] = {StallAction::kNudged, StallAction::kNudgeFailed,
+                                                StallAction::kReported};
 std::string_view to_string(StallAction action);  // "nudged", "nudge-failed", "reported"
 std::optional<StallAction> parse_stall_action(std::string_view name);
 
@@ -51,9 +52,9 @@ struct SocketCounters {
 };
 
 struct Socket {
-  std::string unit;        // the .socket unit
-  std::string address;     // as systemd listens on it: /run/php/site.sock, 127.0.0.1:8888
-  bool listening = false;  // the socket unit holds it
+  std::string unit;                        // the .socket unit
+  std::string address;                     // as systemd listens on it: /run/php/site.sock, 127.0.0.1:8888
+  bool listening = false;                  // the socket unit holds it
   std::optional<SocketCounters> counters;  // when the probe watches it
 };
 
@@ -78,11 +79,11 @@ struct Pool {
   std::vector<std::string> warnings;
   bool stop_requested = false;
   std::optional<MonoTime> last_activity;
-  std::array<uint64_t, std::size(kStopCauses)> stops{};         // by StopCause
+  std::array<uint64_t, std::size(kStopCauses)> stops{};  // by StopCause
   uint64_t wakes = 0;
-  std::array<uint64_t, std::size(kStallActions)> stalls{};      // by StallAction
-  std::optional<uint64_t> memory_bytes;  // its cgroup's memory.current, while it runs
-  uint64_t memory_released_bytes = 0;    // memory.current just before each of its stops, summed
+  std::array<uint64_t, std::size(kStallActions)> stalls{};  // by StallAction
+  std::optional<uint64_t> memory_bytes;                     // its cgroup's memory.current, while it runs
+  uint64_t memory_released_bytes = 0;                       // memory.current just before each of its stops, summed
   LatencyHistogram wake_latency;
 
   uint64_t stops_total() const;

@@ -18,13 +18,13 @@ struct ServiceUnit {
   std::string active_state;  // "active", "inactive", "activating", "deactivating", "failed"
   std::string sub_state;     // "running", "dead", ...
   uint32_t main_pid = 0;
-  std::string control_group;               // below the cgroup2 root
-  std::vector<std::string> triggered_by;   // units that start it: its .socket units
-  MonoTime active_enter{0};                // CLOCK_MONOTONIC of the last entry into "active"
-  MonoTime inactive_exit{0};               // CLOCK_MONOTONIC of the last start (leaving "inactive")
+  std::string control_group;                         // below the cgroup2 root
+  std::vector<std::string> triggered_by;             // units that start it: its .socket units
+  MonoTime active_enter{0};                          // CLOCK_MONOTONIC of the last entry into "active"
+  MonoTime inactive_exit{0};                         // CLOCK_MONOTONIC of the last start (leaving "inactive")
   std::vector<std::vector<std::string>> exec_start;  // argv of each ExecStart= command
   int kill_signal = 15;
-  bool job_pending = false;                // a start/stop job is queued or running
+  bool job_pending = false;  // a start/stop job is queued or running
   // systemd's start rate limit (StartLimitBurst= starts per StartLimitIntervalSec=): one start more and the unit
   // fails, and so does its .socket unit (service-start-limit-hit), which then never wakes it again. 0: none.
   uint32_t start_limit_burst = 0;

@@ -7,11 +7,17 @@
 
 #include "idlepool/core/address.h"
 #include "idlepool/result.h"
+#include "idlepool/sys/unique_fd.h"
 
 namespace idlepool::sys {
 
-// Connects to `address` (a wildcard TCP address through the loopback of its family) and closes. TCP waits up to
-// `timeout` for the handshake, so that the connection reaches the queue. Errors name the address.
+// The nudge without waiting: connects without blocking. Done when the returned fd is invalid (unix sockets connect at
+// once); otherwise a TCP handshake is under way on it: close it once it is writable (or after a deadline), which the
+// daemon's loop does. Errors name the address.
+Result<UniqueFd> start_nudge(const SocketAddress& address);
+
+// The same, waiting: connects to `address` (a wildcard TCP address through the loopback of its family) and closes.
+// TCP waits up to `timeout` for the handshake, so that the connection reaches the queue. Errors name the address.
 Result<void> nudge(const SocketAddress& address, std::chrono::milliseconds timeout = std::chrono::milliseconds(500));
 
 }  // namespace idlepool::sys

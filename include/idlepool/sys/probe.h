@@ -32,7 +32,7 @@ struct TierReport {
   Tier requests = Tier::kUnavailable;
   Tier tcp_closes = Tier::kUnavailable;
   Tier unix_closes = Tier::kUnavailable;  // only the fentry tier sees unix connections close
-  std::vector<std::string> passed_over;  // "fentry: <reason>", in the order tried
+  std::vector<std::string> passed_over;   // "fentry: <reason>", in the order tried
 };
 
 struct ProbeOptions {
@@ -46,18 +46,18 @@ using ListenerId = uint32_t;
 // One registered listening socket, read at one moment.
 struct ListenerSnapshot {
   ListenerId id = 0;
-  SocketAddress address;        // as registered
-  SocketAddress bound;          // what the socket is bound to (e.g. [::]:8888 for 127.0.0.1:8888)
-  bool listening = false;       // a listening socket exists at the address now
-  uint64_t cookie = 0;          // socket cookie of the listener
-  uint32_t inode = 0;           // socket inode of the listener
-  uint64_t accepts = 0;         // connections accepted, by any process
+  SocketAddress address;             // as registered
+  SocketAddress bound;               // what the socket is bound to (e.g. [::]:8888 for 127.0.0.1:8888)
+  bool listening = false;            // a listening socket exists at the address now
+  uint64_t cookie = 0;               // socket cookie of the listener
+  uint32_t inode = 0;                // socket inode of the listener
+  uint64_t accepts = 0;              // connections accepted, by any process
   std::optional<uint64_t> requests;  // request cycles, counted as their responses start; empty when the tier cannot
-  std::optional<uint64_t> closes;  // accepted connections seen closing; empty when the tier cannot see them
-  uint32_t active = 0;          // accepted connections not yet closed (sock_diag, now)
-  uint32_t backlog = 0;         // connections waiting to be accepted (sock_diag, now)
-  uint64_t last_activity_ns = 0;  // CLOCK_MONOTONIC ns of the latest accept/request/response/close; 0 = none yet
-  uint64_t first_use_ns = 0;      // CLOCK_MONOTONIC ns of the first accept or request since rearm(); 0 = none yet
+  std::optional<uint64_t> closes;    // accepted connections seen closing; empty when the tier cannot see them
+  uint32_t active = 0;               // accepted connections not yet closed (sock_diag, now)
+  uint32_t backlog = 0;              // connections waiting to be accepted (sock_diag, now)
+  uint64_t last_activity_ns = 0;     // CLOCK_MONOTONIC ns of the latest accept/request/response/close; 0 = none yet
+  uint64_t first_use_ns = 0;         // CLOCK_MONOTONIC ns of the first accept or request since rearm(); 0 = none yet
 };
 
 // What the daemon needs of the probe: a seam, so that its logic can be driven by a fake in unit tests.

@@ -30,11 +30,11 @@ struct ProcConnectorOptions {
 };
 
 struct ProcConnectorStats {
-  uint64_t events = 0;     // decoded events handed on
-  uint64_t overruns = 0;   // times the kernel reported a full receive buffer (ENOBUFS)
-  uint64_t lost = 0;       // events lost, from gaps in the per-CPU sequence numbers (known once the next event from
-                           // that CPU arrives; an overrun is known at once)
-  uint64_t rejected = 0;   // malformed or foreign messages dropped
+  uint64_t events = 0;    // decoded events handed on
+  uint64_t overruns = 0;  // times the kernel reported a full receive buffer (ENOBUFS)
+  uint64_t lost = 0;      // events lost, from gaps in the per-CPU sequence numbers (known once the next event from
+                          // that CPU arrives; an overrun is known at once)
+  uint64_t rejected = 0;  // malformed or foreign messages dropped
   std::string last_rejection;
 };
 
@@ -71,7 +71,7 @@ class ProcConnector {
   std::unique_ptr<nl_sock, SockDeleter> sock_;
   bool subscribed_ = false;
   uint32_t seq_ = 0;
-  std::unordered_map<uint32_t, uint32_t> last_seq_;  // per CPU
+  std::unordered_map<uint32_t, uint32_t> last_seq_;          // per CPU
   std::vector<std::pair<uint32_t, uint32_t>> pending_acks_;  // (ack, error) of acknowledgements read by drain()
   ProcConnectorStats stats_;
 };

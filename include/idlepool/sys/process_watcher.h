@@ -21,9 +21,9 @@ namespace idlepool::sys {
 
 struct ProcessWatcherStats {
   ProcConnectorStats connector;
-  uint64_t resyncs = 0;          // pools resynchronised from their cgroups
-  uint64_t loss_episodes = 0;    // drains that found events lost
-  uint64_t corrected = 0;        // reports withdrawn because the cgroup disagreed with the events
+  uint64_t resyncs = 0;        // pools resynchronised from their cgroups
+  uint64_t loss_episodes = 0;  // drains that found events lost
+  uint64_t corrected = 0;      // reports withdrawn because the cgroup disagreed with the events
 };
 
 // What the daemon needs of process tracking: a seam, so that its logic can be driven by a fake in unit tests.
@@ -47,8 +47,6 @@ class ProcessWatcher final : public ProcessSource {
   Result<void> add_pool(const std::string& pool, const std::string& cgroup,
                         std::optional<int32_t> main_pid = {}) override;
   void remove_pool(const std::string& pool) override;
-  // Re-reads a pool's cgroup (systemd reported its unit started or stopped). Returns what changed.
-  Result<std::vector<PoolEvent>> resync(const std::string& pool, std::optional<int32_t> main_pid = {});
 
   // Reads the pending events (call when fd() is readable) and returns what they mean for the pools.
   Result<std::vector<PoolEvent>> on_readable();

@@ -1,10 +1,15 @@
 // systemd, as the daemon sees it: find units, read their state, stop them, hear about changes. A seam: the daemon
 // talks to this interface only, so its logic can be driven by a fake; the real implementation is sd-bus (SdBus).
+// Every call is asynchronous: the loop never waits for PID 1, so idlepoolctl and scrapes are answered while a
+// thousand units are read.
 //
-// Return values: every call returns an Error naming the unit and what systemd said when it fails.
+// Answers: an Error naming the unit and what systemd said when a call fails.
 #pragma once
 
+#include <systemd/sd-event.h>
+
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,64 +52,51 @@ struct UnitEvent {
   std::optional<UnitChanges> changes = std::nullopt;
 };
 
+// An answer to a call, given later from the event loop (never before the call that asked returns).
+template <class T>
+using Done = std::function<void(T)>;
+
 class ServiceManager {
  public:
   virtual ~ServiceManager() = default;
   // Names of loaded units matching any of `patterns` (systemd globs).
-  virtual Result<std::vector<std::string>> list_units(const std::vector<std::string>& patterns) = 0;
-  virtual Result<ServiceUnit> service(const std::string& name) = 0;
-  virtual Result<SocketUnit> socket(const std::string& name) = 0;
-  // Many units at once, one result per name in the same order (discovery reads hundreds). The default reads them one
-  // by one; SdBus has many calls in flight.
-  virtual std::vector<Result<ServiceUnit>> services(const std::vector<std::string>& names) {
-    std::vector<Result<ServiceUnit>> out;
-    for (const auto& n : names) out.push_back(service(n));
-    return out;
-  }
-  virtual std::vector<Result<SocketUnit>> sockets(const std::vector<std::string>& names) {
-    std::vector<Result<SocketUnit>> out;
-    for (const auto& n : names) out.push_back(socket(n));
-    return out;
-  }
-  // Asks systemd to stop the unit (a job; completion comes as a kJobDone event or a state change).
-  virtual Result<void> stop(const std::string& name) = 0;
-  virtual Result<void> restart(const std::string& name) = 0;
+  virtual void list_units(std::vector<std::string> patterns, Done<Result<std::vector<std::string>>> done) = 0;
+  // Units read, one result per name in the same order (discovery reads hundreds; many calls are in flight).
+  virtual void read_services(std::vector<std::string> names, Done<std::vector<Result<ServiceUnit>>> done) = 0;
+  virtual void read_sockets(std::vector<std::string> names, Done<std::vector<Result<SocketUnit>>> done) = 0;
+  // Asks systemd to stop the unit (a job; its completion comes as a kJobDone event or a state change). `done` says
+  // whether systemd took the job.
+  virtual void stop(const std::string& name, Done<Result<void>> done) = 0;
+  virtual void restart(const std::string& name, Done<Result<void>> done) = 0;
+  // What systemd signalled since the last call.
   virtual std::vector<UnitEvent> take_events() = 0;
 };
 
-// systemd over D-Bus (sd-bus from libsystemd): subscribes to unit signals; its fd joins the epoll loop.
+// systemd over D-Bus (sd-bus from libsystemd), attached to the daemon's sd-event loop.
 class SdBus final : public ServiceManager {
  public:
   enum class StopVia { kBus, kSystemctl };
-  // Connects to the system bus (or the bus at `address`, for tests) and subscribes to systemd's signals.
-  static Result<std::unique_ptr<SdBus>> open(StopVia stop_via, const std::string& address = {});
+  // Connects to the system bus, subscribes to systemd's signals (PID 1's only) and attaches to `event`.
+  static Result<std::unique_ptr<SdBus>> open(sd_event* event, StopVia stop_via);
   ~SdBus() override;
 
-  Result<std::vector<std::string>> list_units(const std::vector<std::string>& patterns) override;
-  Result<ServiceUnit> service(const std::string& name) override;
-  Result<SocketUnit> socket(const std::string& name) override;
-  std::vector<Result<ServiceUnit>> services(const std::vector<std::string>& names) override;
-  std::vector<Result<SocketUnit>> sockets(const std::vector<std::string>& names) override;
-  Result<void> stop(const std::string& name) override;
-  Result<void> restart(const std::string& name) override;
+  void list_units(std::vector<std::string> patterns, Done<Result<std::vector<std::string>>> done) override;
+  void read_services(std::vector<std::string> names, Done<std::vector<Result<ServiceUnit>>> done) override;
+  void read_sockets(std::vector<std::string> names, Done<std::vector<Result<SocketUnit>>> done) override;
+  void stop(const std::string& name, Done<Result<void>> done) override;
+  void restart(const std::string& name, Done<Result<void>> done) override;
   std::vector<UnitEvent> take_events() override;
 
-  int fd() const;
-  uint32_t poll_events() const;           // EPOLLIN/EPOLLOUT the connection waits for
-  std::optional<uint64_t> timeout_usec() const;  // CLOCK_MONOTONIC deadline of a pending call, if any
-  // Dispatches what arrived; queues unit events for take_events().
-  Result<void> process();
-  void set_stop_via(StopVia via) { stop_via_ = via; }
+  void set_stop_via(StopVia via);
+  // Signals dropped because they were not PID 1's broadcasts (forged, or addressed to us).
+  uint64_t dropped_signals() const;
+  size_t calls_in_flight() const;
 
   class Impl;
 
  private:
-  explicit SdBus(std::unique_ptr<Impl> impl, StopVia via);
+  explicit SdBus(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
-  StopVia stop_via_;
 };
-
-// `systemctl stop --no-block UNIT`, run from an argv (no shell): the alternative stop method.
-Result<void> systemctl_stop(const std::string& unit);
 
 }  // namespace idlepool::sys

@@ -37,7 +37,15 @@ struct ControlRequest {
 // Verbs that change something (stop, pin, unpin, reload), as opposed to those that only read.
 bool verb_changes_state(Verb verb);
 
-enum class ErrorCode { kBadRequest, kUnsupportedVersion, kUnknownVerb, kUnknownPool, kRefused, kPermissionDenied, kFailed };
+enum class ErrorCode {
+  kBadRequest,
+  kUnsupportedVersion,
+  kUnknownVerb,
+  kUnknownPool,
+  kRefused,
+  kPermissionDenied,
+  kFailed
+};
 std::string_view to_string(ErrorCode code);  // "bad-request", ...
 // An unknown code (a newer daemon's) reads as kFailed.
 ErrorCode parse_error_code(std::string_view name);

@@ -40,8 +40,8 @@ struct UnixSocketInfo {
   bool abstract = false;
   std::string name;  // path, or the abstract name without its leading NUL
   bool has_rqlen = false;
-  uint32_t rqueue = 0;  // listener: connections waiting to be accepted
-  uint32_t wqueue = 0;  // listener: the backlog limit
+  uint32_t rqueue = 0;      // listener: connections waiting to be accepted
+  uint32_t wqueue = 0;      // listener: the backlog limit
   uint32_t peer_inode = 0;  // connected socket: its peer's inode
   // Listener: the peer inodes of the connections waiting in its queue. A queued connection's own socket may or may
   // not be listed by the kernel (it is not on 6.18); its peer always is, so this is how queued ones are told apart.

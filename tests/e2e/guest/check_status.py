@@ -5,10 +5,12 @@ import sys
 
 j = json.load(open(sys.argv[1]))
 pools = {p["pool"]: p for p in j["pools"]}
-assert set(pools) == {"php-fpm@alias.service", "php-fpm@naive.service", "php-fpm-seed.service", "vanish.service"}, \
-    sorted(pools)
-a, n, s, v = (pools[k] for k in ("php-fpm@alias.service", "php-fpm@naive.service", "php-fpm-seed.service",
-                                 "vanish.service"))
+assert set(pools) == {"php-fpm@alias.service", "php-fpm@naive.service", "php-fpm-seed.service", "vanish.service",
+                      "pyhttp.service"}, sorted(pools)
+a, n, s, v, py = (pools[k] for k in ("php-fpm@alias.service", "php-fpm@naive.service", "php-fpm-seed.service",
+                                     "vanish.service", "pyhttp.service"))
+assert j["version"] == 2 and a["kind"] == "php-fpm" and py["kind"] == "generic" and v["kind"] == "generic", j
+assert n["rule"] == "unsafe" and n["decision"] == "never", n
 assert a["idle_timeout_seconds"] == 6 and a["min_uptime_seconds"] == 2, a
 assert a["unsafe"] is None and a["can_wake"] is True and a["pinned"] is False, a
 assert a["sockets"][0]["address"] == "/run/php/alias.sock" and a["sockets"][0]["unit"] == "php-fpm@alias.socket", a
@@ -22,4 +24,5 @@ for p in pools.values():
               "stops_in_seconds", "memory_released_bytes", "wake_latency", "sockets", "warnings"):
         assert k in p, (p["pool"], k)
 assert j["probe"]["accepts"] == "fentry" and "pools:" in j["summary"], j
-print(f"4 pools checked field by field; naive unsafe, vanish unsafe, alias {a['state']} with {a['stops']} stops")
+print(f"5 pools checked field by field; naive unsafe, vanish unsafe, pyhttp generic, alias {a['state']} with "
+      f"{a['stops']} stops")

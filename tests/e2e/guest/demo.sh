@@ -31,21 +31,27 @@ for path in /seed/hello.php /alias/hello.php /churn1/hello.php; do
 done
 fpm_sock=/run/php/naive.sock
 SCRIPT_FILENAME=/srv/idlepool/hello.php REQUEST_METHOD=GET cgi-fcgi -bind -connect $fpm_sock >/dev/null 2>&1
-say "$(masters) php-fpm masters now. php-fpm's ondemand workers exit after 3 s idle; the masters would stay forever."
-sleep 4
-say "idlepoolctl status while they go idle (idle-timeout 10 s; churn1 3 s):"
+# Told as it happens, on any machine: each step waits for the state it describes.
+running() {  # all of $pools active, and idlepoold reading their memory
+  for p in $pools; do
+    [[ $(state "$p") == active ]] || return 1
+    [[ -n $(metric "idlepool_pool_memory_bytes{pool=\"$p\"}") ]] || return 1
+  done
+}
+deadline=$((SECONDS + 60))
+until running || ((SECONDS > deadline)); do sleep 0.3; done
+say "$(masters) php-fpm masters run now. php-fpm's ondemand workers exit after 3 s idle; the masters would stay forever."
+say "idlepoolctl status while they run (idle-timeout 10 s):"
 "$CTL" status | show
 mem=0
 for p in $pools; do
   m=$(metric "idlepool_pool_memory_bytes{pool=\"$p\"}")
   mem=$(awk -v a="$mem" -v b="${m:-0}" 'BEGIN { print a + b }')
 done
-say "Their cgroups hold $(awk -v m="$mem" 'BEGIN { printf "%.1f", m / 1048576 }') MiB now."
-for i in $(seq 60); do
-  down=0
-  for p in $pools; do [[ $(state "$p") == inactive ]] && down=$((down + 1)); done
-  ((down == 3)) && break
-  sleep 0.5
+say "Their cgroups hold $(awk -v m="$mem" 'BEGIN { printf "%.1f", m / 1048576 }') MiB now. Nobody sends them a request any more:"
+deadline=$((SECONDS + 90))
+for p in $pools; do
+  until [[ $(state "$p") == inactive ]] || ((SECONDS > deadline)); do sleep 0.3; done
 done
 say "idlepoold stopped them when idle, nothing in flight:"
 journalctl -u idlepoold -o cat --no-pager | grep -E '^(stopping|.* stopped \(idle)' | show

@@ -41,6 +41,22 @@ jfield() {  # EXPR VERB...
   shift
   "$CTL" --json=short "$@" | python3 -c "import json,sys; j=json.load(sys.stdin); print($expr)"
 }
+# Right after a daemon restart that began at T: "STATE RULE PLANNED", PLANNED being how long after T its stop is
+# planned (the time from T to the query, plus the daemon's stops-in). A daemon that stopped nothing on stale data
+# plans it at least a whole idle window after T, however long the restart took.
+window_after_restart() {  # UNIT T
+  local asked
+  asked=$(since "$2")
+  "$CTL" --json=short show "$1" | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+s = j["stops_in_seconds"]
+print(j["state"], j["rule"], "%.2f" % (float(sys.argv[1]) + s) if s is not None else "none")' "$asked"
+}
+# Stops and wakes of one pool, from idlepoolctl ("stops wakes").
+counts() {  # UNIT
+  jfield "j['stops_total'], j['wakes']" show "$1" | tr -d '(),'
+}
 metric() {  # SERIES (exact, with labels): its value, or "absent"
   curl -fsS http://127.0.0.1:10071/metrics | awk -v s="$1" '$1 == s {print $2; found=1} END {if (!found) print "absent"}'
 }
@@ -71,25 +87,33 @@ check "naive-refused" "$(journalctl -u idlepoold -o cat | grep -m1 'naive.servic
   journal_has "php-fpm@naive.service will never be stopped: php-fpm pool \[naive\] listens on /run/php/naive.sock, the socket unit's own path"
 
 # ---- the first request starts each pool (socket activation) ----
-declare -A answered
+# alias and seed are pinned while their processes are looked at (a slow machine could otherwise see them stopped
+# already); their idle windows are measured from the unpin.
+"$CTL" pin php-fpm@alias.service >/dev/null
+"$CTL" pin php-fpm-seed.service >/dev/null
 for pool in alias:/run/php/alias.sock naive:/run/php/naive.sock seed:127.0.0.1:8888; do
   name=${pool%%:*} addr=${pool#*:}
   t=$(now)
   body=$(fcgi "$addr" hello.php)
-  answered[$name]=$(now)
   check "wake-$name" "first request answered in $(since "$t")s: '$body'" test -n "$body"
 done
 # php-fpm retitles its master "php-fpm: master process (CONFIG)": that is what is looked for.
 masters() { pgrep -f "master process \(/etc/php/8.2/fpm/idlepool/($1)\.conf\)" | wc -l; }
 check "processes-present" "$(masters 'alias|seed') masters of alias and seed running" test "$(masters 'alias|seed')" -eq 2
+declare -A answered
+"$CTL" unpin php-fpm@alias.service >/dev/null
+answered[alias]=$(now)
+"$CTL" unpin php-fpm-seed.service >/dev/null
+answered[seed]=$(now)
+answered[naive]=$(now)
 
 # ---- idle pools stop after their timeout (6 s), the naive one never ----
 for pool in alias:php-fpm@alias.service seed:php-fpm-seed.service; do
   name=${pool%%:*} unit=${pool#*:}
   if wait_state "$unit" inactive 40; then
-    pass "idle-stop-$name: $unit stopped $(since "${answered[$name]}")s after its last request (idle-timeout 6s)"
+    pass "idle-stop-$name: $unit stopped $(since "${answered[$name]}")s after it was unpinned (idle-timeout 6s)"
   else
-    fail "idle-stop-$name: $unit still $(state "$unit") $(since "${answered[$name]}")s after its last request"
+    fail "idle-stop-$name: $unit still $(state "$unit") $(since "${answered[$name]}")s after it was unpinned"
     dump
   fi
 done
@@ -112,8 +136,17 @@ check "wake-counted" "$(journalctl -u idlepoold -o cat | grep -c 'woke up (socke
   bash -c '(( $(journalctl -u idlepoold -o cat | grep -c "woke up (socket activation)") == 2 ))'
 
 # ---- the other stop method: systemctl stop --no-block, after a configuration reload (SIGHUP) ----
+# alias (woken above) is pinned until the reload has been taken in, so that its next stop is the new method's.
+"$CTL" pin php-fpm@alias.service >/dev/null
+fcgi /run/php/alias.sock hello.php >/dev/null  # running (woken if it was stopped meanwhile), and pinned
+reloads=$(journalctl -u idlepoold -o cat --no-pager | grep -c 'configuration reloaded from')
 sed -i 's/^max-stops-per-second.*/&\nstop-method = systemctl/' /etc/idlepool/idlepool.conf
 systemctl reload idlepoold
+deadline=$((SECONDS + 30))
+until (($(journalctl -u idlepoold -o cat --no-pager | grep -c 'configuration reloaded from') > reloads)) || ((SECONDS > deadline)); do
+  sleep 0.2
+done
+"$CTL" unpin php-fpm@alias.service >/dev/null
 if wait_state php-fpm@alias.service inactive 40; then
   check "stop-via-systemctl" "$(journalctl -u idlepoold -o cat | grep 'stopping php-fpm@alias.service' | tail -n1 | cut -c1-160)" \
     bash -c 'journalctl -u idlepoold -o cat | grep "stopping php-fpm@alias.service" | tail -n1 | grep -q "systemctl stop --no-block"'
@@ -121,8 +154,19 @@ else
   fail "stop-via-systemctl: php-fpm@alias still $(state php-fpm@alias.service)"
   dump
 fi
-status=$(systemctl show -p StatusText --value idlepoold)
-check "daemon-status" "status '$status'" bash -c "test '$(state idlepoold)' = active && [[ '$status' == *'3 stops, 2 wakes' ]]"
+# Counted per pool and per event this script caused: alias, stopped now, was stopped once more than it was woken, and
+# woken at least once (the request above); how often depends on the machine's speed (a slow one sees it stopped and
+# woken once more between the checks), never this invariant. The TCP pool was woken once and stopped at least once.
+# The summary line must agree with the pools it sums, in one answer.
+read -r alias_stops alias_wakes < <(counts php-fpm@alias.service)
+read -r seed_stops seed_wakes < <(counts php-fpm-seed.service)
+summary_ok=$("$CTL" --json=short status | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+stops = sum(p["stops_total"] for p in j["pools"]); wakes = sum(p["wakes"] for p in j["pools"])
+print("yes" if j["summary"].endswith(f"{stops} stops, {wakes} wakes") else "no: " + j["summary"])')
+check "daemon-status" "alias $alias_stops stops $alias_wakes wakes, seed $seed_stops stops $seed_wakes wakes; summary agrees: $summary_ok; '$(systemctl show -p StatusText --value idlepoold)'" \
+  bash -c "test '$(state idlepoold)' = active && (( $alias_stops == $alias_wakes + 1 && $alias_wakes >= 1 && $seed_wakes >= 1 && $seed_stops >= 1 )) && test '$summary_ok' = yes"
 
 # ---- work in flight: a request longer than the idle timeout is never cut ----
 sed -i 's/^stop-method = systemctl$/stop-method = bus/' /etc/idlepool/idlepool.conf
@@ -141,14 +185,15 @@ else
 fi
 
 # ---- daemon restart: nothing is stopped on stale data; stopping carries on afterwards ----
+# After a restart the new daemon has watched the pool for a moment only: its planned stop is a whole idle window away,
+# whatever the restart cost (measured from the new daemon's own registration of the pool's sockets).
 woke=$(fcgi /run/php/alias.sock hello.php)
-sleep 4  # 4 of the 6 s idle window pass before the restart
-before=$(state php-fpm@alias.service)
 t=$(now)
-systemctl restart idlepoold
-sleep 3  # 7 s and more after the last request: the old daemon would have stopped it by now
-check "restart-no-early-stop" "php-fpm@alias is $(state php-fpm@alias.service) 3 s after a restart ($(since "$t") s after it began), 7+ s after its last request ('$woke', $before before the restart)" \
-  test "$(state php-fpm@alias.service)" = active || unit_story php-fpm@alias.service
+systemctl restart idlepoold  # returns at READY
+read -r st rule planned < <(window_after_restart php-fpm@alias.service "$t")
+check "restart-no-early-stop" "after a restart (READY after $(since "$t") s): php-fpm@alias $st, $rule, its stop planned ${planned} s after the restart began (idle-timeout 6s; '$woke' before)" \
+  bash -c "test '$st' = active && test '$rule' = idle-timeout && awk -v p='$planned' 'BEGIN { exit !(p >= 5.95) }'" ||
+  unit_story php-fpm@alias.service
 if wait_state php-fpm@alias.service inactive 30; then
   pass "restart-then-stop: php-fpm@alias stopped $(since "$t")s after the restart (a whole window of its own)"
 else
@@ -168,6 +213,33 @@ if wait_state vanish.service inactive 40; then
     test "$(state vanish.service)" = active
 else
   fail "vanished-socket-restored: vanish.service was never stopped ($(state vanish.service))"
+fi
+
+# ---- a service of another kind: a Python HTTP server behind a socket unit ----
+systemctl start pyhttp.socket
+"$CTL" reload >/dev/null
+wait_for_pool() {  # UNIT: managed, its sockets watched by the probe, within 30 s
+  local deadline=$((SECONDS + 30))
+  until [[ $(jfield "all('accepts' in s for s in j['sockets'])" show "$1" 2>/dev/null) == True ]] || ((SECONDS > deadline)); do
+    sleep 0.2
+  done
+}
+wait_for_pool pyhttp.service
+before=$(jfield "j['requests']" show pyhttp.service)
+py_ok=0
+for i in 1 2 3; do [[ $(curl -fsS -m 60 http://127.0.0.1:8090/) == "hello from python" ]] && py_ok=$((py_ok + 1)); done
+after=$(jfield "j['requests']" show pyhttp.service)
+py_kind=$(jfield "j['kind']" show pyhttp.service)
+check "generic-kind" "pyhttp is $py_kind; 3 requests: $py_ok answered, requests $before -> $after" \
+  bash -c "test '$py_kind' = generic && (( $py_ok == 3 && $after == $before + 3 ))"
+t=$(now)
+if wait_state pyhttp.service inactive 40; then
+  r=$(curl -fsS -m 60 http://127.0.0.1:8090/)
+  py_wakes=$(jfield "j['wakes']" show pyhttp.service)
+  check "generic-stop-wake" "stopped $(since "$t")s after its last request, then woken: '$r', $py_wakes wakes" \
+    bash -c "[[ '$r' == 'hello from python' ]] && (( $py_wakes == 1 ))"
+else
+  fail "generic-stop-wake: pyhttp.service still $(state pyhttp.service)"
 fi
 
 # ---- idlepoolctl and metrics ----
@@ -241,7 +313,7 @@ check "ctl-stop-refused" "exit $rc: $(cut -c1-100 /tmp/refused.txt)" \
 rc=$?
 check "ctl-unknown-pool" "exit $rc: $(cat /tmp/unknown.txt)" test "$rc" -eq 4
 "$CTL" --no-legend list >/tmp/list.txt
-check "ctl-list" "$(tr '\n' ' ' </tmp/list.txt)" bash -c "test \$(wc -l </tmp/list.txt) -eq 4 && ! grep -q POOL /tmp/list.txt"
+check "ctl-list" "$(tr '\n' ' ' </tmp/list.txt)" bash -c "test \$(wc -l </tmp/list.txt) -eq 5 && ! grep -q POOL /tmp/list.txt"
 
 # Garbage on the control socket and the metrics endpoint: an error reply or a closed connection, never a disturbed
 # daemon.
@@ -255,6 +327,36 @@ systemctl stop idlepoold
 rc=$?
 check "ctl-not-running" "exit $rc: $(cat /tmp/notrunning.txt)" test "$rc" -eq 3
 systemctl start idlepoold
+
+# ---- the loop never waits for systemd: idlepoolctl is answered while many units are discovered ----
+mkdir -p /run/idlepool-disc
+disc_units=${IDLEPOOL_E2E_DISCOVER_UNITS:-120}
+systemctl start $(for ((i = 1; i <= disc_units; i++)); do echo "disc@$i.socket"; done)
+sed -i '1i unit-pattern = disc@*.service' /etc/idlepool/idlepool.conf  # global settings come before any [pool]
+systemctl restart --no-block idlepoold
+answered=0 slowest=0 slowest_list=0 seen_discovering=0 d=0 done_n=0 total_n=0
+deadline=$((SECONDS + 120))
+while ((SECONDS < deadline)); do
+  t=$(now)
+  "$CTL" --json=short status >/tmp/disc.json 2>/dev/null || { sleep 0.1; continue; }
+  took=$(since "$t")
+  read -r d n_done n_total < <(python3 -c 'import json,sys; j=json.load(sys.stdin)["daemon"]; print(int(j["discovering"]), j["discovery_done"], j["discovery_total"])' </tmp/disc.json)
+  ((d == 1 && n_total > 0)) || { ((seen_discovering > 0)) && break; sleep 0.1; continue; }
+  seen_discovering=$((seen_discovering + 1))
+  done_n=$n_done total_n=$n_total
+  t=$(now)
+  "$CTL" list >/dev/null
+  slowest_list=$(awk -v a="$slowest_list" -v b="$(since "$t")" 'BEGIN { print (b > a ? b : a) }')
+  answered=$((answered + 1))
+  slowest=$(awk -v a="$slowest" -v b="$took" 'BEGIN { print (b > a ? b : a) }')
+  sleep 0.3
+done
+check "answers-while-discovering" "$answered status answers during a discovery of $disc_units units ($done_n of $total_n read at the last); slowest ${slowest}s (list ${slowest_list}s; idlepoolctl's own start is ~0.3 s here)" \
+  bash -c "(( $answered >= 2 )) && awk -v s='$slowest' -v l='$slowest_list' 'BEGIN { exit !(s < 1.0 && l < 1.0) }'"
+sed -i '/^unit-pattern = disc@\*.service$/d' /etc/idlepool/idlepool.conf
+systemctl stop $(for ((i = 1; i <= disc_units; i++)); do echo "disc@$i.socket"; done)
+systemctl restart idlepoold
+
 
 # The original setup made safe: nginx in front, acceptance tests (tests/e2e/guest/acceptance.sh).
 . "$lib/acceptance.sh"

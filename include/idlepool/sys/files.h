@@ -1,0 +1,36 @@
+// Reading configuration files that belong to others (a pool's php-fpm configuration, its includes) as a root
+// daemon: a seam, so that the service kinds are unit-tested on text, and bounded, because a site's files are
+// untrusted input. The real reader opens without blocking and without a controlling terminal, takes regular files
+// only (a FIFO would hang the daemon, /dev/zero would exhaust it) of at most a megabyte, and says why it refuses.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "idlepool/result.h"
+
+namespace idlepool::sys {
+
+class FileReader {
+ public:
+  virtual ~FileReader() = default;
+  // The whole text of a regular file. Errors name the path and why.
+  virtual Result<std::string> read(const std::string& path) = 0;
+  // The paths a glob pattern names, sorted, directories left out; none is no error.
+  virtual Result<std::vector<std::string>> glob(const std::string& pattern) = 0;
+  // `path` with the symlinks of its directory resolved (/var/run/php/x.sock is /run/php/x.sock); the last component
+  // is kept as it is (it may not exist: php-fpm's alias listen names nothing). Empty if the directory does not exist.
+  virtual std::string canonical(const std::string& path) = 0;
+};
+
+class BoundedFiles final : public FileReader {
+ public:
+  static constexpr size_t kMaxFileBytes = 1 << 20;
+  static constexpr size_t kMaxGlobMatches = 4096;
+
+  Result<std::string> read(const std::string& path) override;
+  Result<std::vector<std::string>> glob(const std::string& pattern) override;
+  std::string canonical(const std::string& path) override;
+};
+
+}  // namespace idlepool::sys
