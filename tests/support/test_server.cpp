@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <stdexcept>
 #include <thread>
 
@@ -124,6 +126,17 @@ void TestServer::open_listener() {
   listener_ = std::move(fd);
 }
 
+// Whether worker `pid` is waiting in its loop: blocked in accept(), or in read() on a connection it took already
+// (from /proc/PID/syscall, whose first field is the syscall it sleeps in).
+static bool waiting_in_its_loop(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/syscall");
+  std::string nr;
+  if (!(in >> nr)) return false;
+  for (long call : {SYS_accept, SYS_accept4, SYS_read})
+    if (nr == std::to_string(call)) return true;
+  return false;
+}
+
 void TestServer::start_workers(int workers) {
   int ready[2];
   if (pipe2(ready, O_CLOEXEC) != 0) die("pipe");
@@ -143,20 +156,22 @@ void TestServer::start_workers(int workers) {
         ::close(ready[1]);
         worker_loop(listener_.get());
       }
+      (void)!::write(ready[1], &w, sizeof(w));  // the parent waits for each to block in accept()
     }
-    // Workers are forked; they reach accept() at once. Tell the parent, then just be their parent.
-    (void)!::write(ready[1], "k", 1);
     ::close(ready[1]);
     for (;;) pause();
   }
   setpgid(master, master);
   ::close(ready[1]);
-  char k;
-  (void)!::read(ready[0], &k, 1);
+  std::vector<pid_t> pids;
+  for (pid_t w; ::read(ready[0], &w, sizeof(w)) == static_cast<ssize_t>(sizeof(w));) pids.push_back(w);
   ::close(ready[0]);
   masters_.push_back(master);
-  // Give the workers a moment to block in accept(), as a running pool's workers would be.
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (static_cast<int>(pids.size()) != workers) die("the master could not fork its workers");
+  // As a running pool's workers are: blocked in accept() (or in read() on a connection waiting for them).
+  for (pid_t w : pids)
+    if (!eventually([w] { return waiting_in_its_loop(w); }, std::chrono::seconds(10)))
+      die("a worker never reached accept()");
 }
 
 void TestServer::stop_workers() {
