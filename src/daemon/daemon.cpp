@@ -222,8 +222,8 @@ class Daemon::Impl {
   }
 
   // A nudge without blocking: a TCP handshake under way is left to the loop.
-  Result<void> nudge(const SocketAddress& address) {
-    auto started = sys::start_nudge(address);
+  Result<void> nudge(const SocketAddress& address, const std::optional<sys::SocketFile>& file) {
+    auto started = sys::start_nudge(address, file);
     if (!started) return started.error();
     if (!started->valid()) return {};
     auto it = nudges.insert(nudges.end(), PendingNudge{});
@@ -379,14 +379,15 @@ Result<std::unique_ptr<Daemon>> Daemon::create(const Invocation& invocation, std
 
   Impl* d = impl.get();
   sys::CgroupFs* cgroups_ptr = impl->cgroups.get();
-  PoolManager::Deps deps{**bus,
-                         *impl->probe,
-                         *impl->watcher,
-                         *impl->kinds,
-                         &EventLoop::now,
-                         &is_socket,
-                         [cgroups_ptr](const std::string& cg) { return cgroups_ptr->memory_current(cg); },
-                         [d](const SocketAddress& a) { return d->nudge(a); }};
+  PoolManager::Deps deps{
+      **bus,
+      *impl->probe,
+      *impl->watcher,
+      *impl->kinds,
+      &EventLoop::now,
+      &is_socket,
+      [cgroups_ptr](const std::string& cg) { return cgroups_ptr->memory_current(cg); },
+      [d](const SocketAddress& a, const std::optional<sys::SocketFile>& f) { return d->nudge(a, f); }};
   impl->manager = std::make_unique<PoolManager>(config, deps);
   impl->bus = std::move(*bus);
 

@@ -620,7 +620,7 @@ void PoolManager::repair_stall(Pool& pool, const PoolSnapshot& snap, MonoTime no
     if (!l.id) continue;
     auto c = last_counters_.find(*l.id);
     if (c == last_counters_.end() || c->second.backlog == 0) continue;
-    if (auto r = deps_.nudge(l.address); !r) {
+    if (auto r = deps_.nudge(l.address, c->second.unix_file); !r) {
       // Said once a stall; it is tried again every stall-timeout.
       if (!pool.stall.reported()) spdlog::error("{}: stalled, and the nudge failed: {}", pool.unit, r.error().message);
       continue;

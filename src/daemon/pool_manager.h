@@ -24,6 +24,7 @@
 #include "idlepool/sys/probe.h"
 #include "idlepool/sys/process_watcher.h"
 #include "idlepool/sys/service_manager.h"
+#include "idlepool/sys/sock_diag.h"
 #include "pool.h"
 
 namespace idlepool::daemon {
@@ -33,8 +34,9 @@ using Clock = std::function<MonoTime()>;
 using SocketPathCheck = std::function<bool(const std::string& path)>;
 // memory.current of a cgroup, when accounted.
 using MemoryReader = std::function<std::optional<uint64_t>(const std::string& cgroup)>;
-// Opens and closes one connection to a listening socket (sys::nudge; tests record the calls). Must not block.
-using Nudger = std::function<Result<void>(const SocketAddress& address)>;
+// Opens and closes one connection to a listening socket (sys::start_nudge; tests record the calls): to the unix
+// socket file the probe registered, when it knows it. Must not block.
+using Nudger = std::function<Result<void>(const SocketAddress& address, const std::optional<sys::SocketFile>& file)>;
 
 // Daemon-wide counts, for the status model.
 struct ManagerStats {

@@ -2,6 +2,8 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
+
 namespace idlepool::sys {
 namespace {
 
@@ -19,12 +21,14 @@ bool is_any(const std::array<uint8_t, 16>& ip, bool ipv4) {
 }  // namespace
 
 const wire::InetSocketInfo* match_tcp_listener(const SocketAddress& addr,
-                                               std::span<const wire::InetSocketInfo> listeners) {
+                                               std::span<const wire::InetSocketInfo> listeners,
+                                               const ListenerTrust& trust) {
   const uint8_t family = addr.ipv4 ? AF_INET : AF_INET6;
   const wire::InetSocketInfo* wildcard = nullptr;
   const wire::InetSocketInfo* dual_stack = nullptr;
   for (const auto& l : listeners) {
     if (l.state != wire::kTcpListen || l.local_port != addr.port) continue;
+    if (trust.owner_uid && l.uid != *trust.owner_uid) continue;
     if (l.family == family && l.local_ip == addr.ip) return &l;
     if (l.family == family && is_any(l.local_ip, family == AF_INET)) wildcard = &l;
     if (addr.ipv4 && l.family == AF_INET6 && !l.v6only && is_any(l.local_ip, false)) dual_stack = &l;
@@ -33,11 +37,26 @@ const wire::InetSocketInfo* match_tcp_listener(const SocketAddress& addr,
 }
 
 const wire::UnixSocketInfo* match_unix_listener(const SocketAddress& addr,
-                                                std::span<const wire::UnixSocketInfo> sockets) {
-  for (const auto& s : sockets) {
-    if (s.state != wire::kTcpListen || s.type != SOCK_STREAM || !s.has_name) continue;
-    if (s.abstract == addr.abstract && s.name == addr.path) return &s;
+                                                std::span<const wire::UnixSocketInfo> sockets,
+                                                const ListenerTrust& trust) {
+  // Kernels before 5.3 say nothing of owners: then the bound file alone decides.
+  bool kernel_names_owners = std::any_of(sockets.begin(), sockets.end(), [](const auto& s) { return s.has_uid; });
+  bool kernel_names_files = std::any_of(sockets.begin(), sockets.end(), [](const auto& s) { return s.has_vfs; });
+  auto trusted = [&](const wire::UnixSocketInfo& s) {
+    return s.state == wire::kTcpListen && s.type == SOCK_STREAM && s.has_name &&
+           (!trust.owner_uid || !kernel_names_owners || (s.has_uid && s.uid == *trust.owner_uid));
+  };
+  if (!addr.abstract && kernel_names_files) {
+    // The socket bound to the file the path names here; one bound to the same name elsewhere is someone else's.
+    if (!trust.unix_file) return nullptr;
+    for (const auto& s : sockets)
+      if (trusted(s) && !s.abstract && s.has_vfs && s.vfs_ino == trust.unix_file->first &&
+          s.vfs_dev == trust.unix_file->second)
+        return &s;
+    return nullptr;
   }
+  for (const auto& s : sockets)
+    if (trusted(s) && s.abstract == addr.abstract && s.name == addr.path) return &s;
   return nullptr;
 }
 

@@ -1,8 +1,10 @@
 #include "idlepool/sys/nudge.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <cerrno>
@@ -19,11 +21,25 @@ Error failure(const SocketAddress& address, const std::string& what, int err) {
 
 }  // namespace
 
-Result<UniqueFd> start_nudge(const SocketAddress& address) {
+Result<UniqueFd> start_nudge(const SocketAddress& address, const std::optional<SocketFile>& file) {
   sockaddr_storage ss{};
   socklen_t len = 0;
   int family = AF_UNIX;
-  if (address.is_unix()) {
+  UniqueFd pinned;  // the socket file, held by O_PATH while we connect through it
+  if (address.is_unix() && !address.abstract && file) {
+    pinned.reset(::open(address.path.c_str(), O_PATH | O_CLOEXEC));
+    if (!pinned.valid()) return failure(address, "open", errno);
+    struct stat st {};
+    if (::fstat(pinned.get(), &st) != 0) return failure(address, "stat", errno);
+    if (!S_ISSOCK(st.st_mode) || socket_file(st) != *file)
+      return Error{"nudge " + address.to_string() + ": the path no longer names the pool's socket; not connecting",
+                   ESTALE};
+    std::string via = "/proc/self/fd/" + std::to_string(pinned.get());
+    auto* un = reinterpret_cast<sockaddr_un*>(&ss);
+    un->sun_family = AF_UNIX;
+    std::memcpy(un->sun_path, via.c_str(), via.size() + 1);
+    len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + via.size() + 1);
+  } else if (address.is_unix()) {
     auto* un = reinterpret_cast<sockaddr_un*>(&ss);
     un->sun_family = AF_UNIX;
     size_t offset = address.abstract ? 1 : 0;  // abstract names start with a NUL
@@ -62,8 +78,9 @@ Result<UniqueFd> start_nudge(const SocketAddress& address) {
   return fd;
 }
 
-Result<void> nudge(const SocketAddress& address, std::chrono::milliseconds timeout) {
-  auto started = start_nudge(address);
+Result<void> nudge(const SocketAddress& address, std::chrono::milliseconds timeout,
+                   const std::optional<SocketFile>& file) {
+  auto started = start_nudge(address, file);
   if (!started) return started.error();
   if (!started->valid()) return {};
   UniqueFd fd = std::move(*started);

@@ -222,6 +222,8 @@ struct Registration {
   uint64_t cookie = 0;
   uint32_t inode = 0;
   bool v6only = false;
+  // Unix: the file it is bound to, (ino, dev) as sock_diag says; its accepted connections report the same.
+  std::optional<std::pair<uint64_t, uint32_t>> unix_file;
   // Counts of earlier sockets at this address (the socket unit was restarted), carried forward.
   uint64_t base_accepts = 0, base_requests = 0, base_closes = 0, base_activity_ns = 0;
   uint64_t reported_accepts = 0;  // sock tier: derived accepts never go backwards
@@ -248,15 +250,6 @@ SocketAddress bound_of(const wire::UnixSocketInfo& s) {
   a.path = s.name;
   a.abstract = s.abstract;
   return a;
-}
-
-// The same path with symlinks in its directory resolved (/var/run/x.sock -> /run/x.sock), or empty.
-std::string canonical_socket_path(const std::string& path) {
-  std::error_code ec;
-  std::filesystem::path p(path);
-  auto dir = std::filesystem::canonical(p.parent_path(), ec);
-  if (ec) return {};
-  return (dir / p.filename()).string();
 }
 
 // What one read sees of the host's sockets.
@@ -291,8 +284,12 @@ Result<TierChoice> parse_tier_choice(std::string_view text) {
 
 class Probe::Impl {
  public:
-  Impl(Loaded loaded, TierReport report, SockDiag diag, uint32_t netns)
-      : loaded_(std::move(loaded)), report_(std::move(report)), diag_(std::move(diag)), netns_(netns) {}
+  Impl(Loaded loaded, TierReport report, SockDiag diag, uint32_t netns, ProbeOptions options)
+      : loaded_(std::move(loaded)),
+        report_(std::move(report)),
+        diag_(std::move(diag)),
+        netns_(netns),
+        options_(std::move(options)) {}
 
   const TierReport& tiers() const { return report_; }
 
@@ -391,6 +388,7 @@ class Probe::Impl {
       snap.listening = reg.listening;
       snap.cookie = reg.cookie;
       snap.inode = reg.inode;
+      snap.unix_file = reg.unix_file;
       idlepool_listener_stats stats{};
       if (reg.listening) {
         stats = kernel_stats(reg.cookie);
@@ -402,7 +400,7 @@ class Probe::Impl {
         } else {
           auto l = unix_listeners.find(reg.cookie);
           snap.backlog = l != unix_listeners.end() ? l->second->rqueue : 0;
-          snap.active = count_unix_accepted(reg.cookie, reg.bound, *view);
+          snap.active = count_unix_accepted(reg, *view);
         }
       }
       uint64_t accepts = current_accepts(stats, snap.backlog);
@@ -442,26 +440,26 @@ class Probe::Impl {
   }
 
   // Finds the listener of reg.address in `view` and fills reg; false if there is none.
-  static bool resolve(Registration& reg, const SocketView& view) {
+  // Finds the listener of reg.address in `view` that idlepool may trust (ListenerTrust) and fills reg; false if
+  // there is none.
+  bool resolve(Registration& reg, const SocketView& view) const {
+    ListenerTrust trust;
+    trust.owner_uid = options_.trusted_owner;
     if (reg.address.is_tcp()) {
-      const auto* l = match_tcp_listener(reg.address, view.tcp);
+      const auto* l = match_tcp_listener(reg.address, view.tcp, trust);
       if (l == nullptr) return false;
       reg.bound = bound_of(*l);
       reg.cookie = l->cookie;
       reg.inode = l->inode;
       reg.v6only = l->v6only;
     } else {
-      const auto* l = match_unix_listener(reg.address, view.unix_sockets);
-      if (l == nullptr && !reg.address.abstract) {
-        SocketAddress canonical = reg.address;
-        canonical.path = canonical_socket_path(reg.address.path);
-        if (!canonical.path.empty() && canonical.path != reg.address.path)
-          l = match_unix_listener(canonical, view.unix_sockets);
-      }
+      if (!reg.address.abstract) trust.unix_file = socket_file_at(reg.address.path);
+      const auto* l = match_unix_listener(reg.address, view.unix_sockets, trust);
       if (l == nullptr) return false;
       reg.bound = bound_of(*l);
       reg.cookie = l->cookie;
       reg.inode = l->inode;
+      if (l->has_vfs) reg.unix_file = std::pair{l->vfs_ino, l->vfs_dev};
     }
     reg.listening = true;
     return true;
@@ -489,22 +487,30 @@ class Probe::Impl {
         reg.inode = 0;
       }
       Registration next = reg;
+      next.unix_file.reset();
       if (resolve(next, view) && retain(next, view)) reg = next;
     }
   }
 
   // Accepted unix connections of the listener `listener_cookie` bound to `bound`: they share its name. Connections
   // still queued are told apart by their peer, which the listener lists among its queued peers.
-  static uint32_t count_unix_accepted(uint64_t listener_cookie, const SocketAddress& bound, const SocketView& view) {
+  // Accepted unix connections of `reg`'s listener: they are bound to its file (or, where the kernel does not say,
+  // share its name). A same-named socket another mount namespace bound has another file, and its connections are
+  // not this pool's. Connections still queued are told apart by their peer, which the listener lists.
+  static bool belongs_to(const wire::UnixSocketInfo& s, const Registration& reg) {
+    if (s.state != wire::kTcpEstablished || !s.has_name || s.abstract != reg.bound.abstract) return false;
+    if (reg.unix_file) return s.has_vfs && s.vfs_ino == reg.unix_file->first && s.vfs_dev == reg.unix_file->second;
+    return s.name == reg.bound.path;
+  }
+
+  static uint32_t count_unix_accepted(const Registration& reg, const SocketView& view) {
     std::set<uint32_t> queued;
     for (const auto& s : view.unix_sockets)
-      if (s.state == wire::kTcpListen && s.cookie == listener_cookie)
+      if (s.state == wire::kTcpListen && s.cookie == reg.cookie)
         queued.insert(s.queued_peers.begin(), s.queued_peers.end());
     uint32_t n = 0;
     for (const auto& s : view.unix_sockets)
-      if (s.state == wire::kTcpEstablished && s.has_name && s.abstract == bound.abstract && s.name == bound.path &&
-          !queued.count(s.peer_inode))
-        ++n;
+      if (belongs_to(s, reg) && !queued.count(s.peer_inode)) ++n;
     return n;
   }
 
@@ -586,9 +592,7 @@ class Probe::Impl {
         if (s.state != wire::kTcpListen && attribute_tcp_connection(s, refs) == 0) adopt(s.cookie);
     } else {
       for (const auto& s : view.unix_sockets)
-        if (s.state == wire::kTcpEstablished && s.has_name && s.abstract == reg.bound.abstract &&
-            s.name == reg.bound.path)
-          adopt(s.cookie);
+        if (belongs_to(s, reg)) adopt(s.cookie);
     }
   }
 
@@ -650,6 +654,7 @@ class Probe::Impl {
   TierReport report_;
   SockDiag diag_;
   uint32_t netns_;
+  ProbeOptions options_;
   ListenerId next_id_ = 1;
   bool batching_ = false;       // inside add_many()
   bool learn_pending_ = false;  // a unix listener was added in the batch: the iterator runs once at its end
@@ -706,7 +711,7 @@ Result<std::unique_ptr<Probe>> Probe::load(const ProbeOptions& options) {
     auto netns = current_netns_inode();
     if (!netns) return netns.error();
     return std::unique_ptr<Probe>(
-        new Probe(std::make_unique<Impl>(std::move(*loaded), std::move(report), std::move(*diag), *netns)));
+        new Probe(std::make_unique<Impl>(std::move(*loaded), std::move(report), std::move(*diag), *netns, options)));
   }
   std::string message = "cannot load the probe at any tier:";
   for (const auto& p : report.passed_over) message += "\n  " + p;

@@ -87,25 +87,19 @@ Result<void> ProcConnector::subscribe(std::chrono::milliseconds timeout) {
   if (sent < 0) return Error{"cannot send to the process connector: " + libnl_error(sent), EPROTO};
   const char* what = "subscription";
   // The acknowledgement comes on the multicast group like any event; events before it are not ours to keep.
-  bool acked = false;
-  uint32_t ack_error = 0;
+  awaiting_ack_ = token + 1;
+  awaited_error_.reset();
   uint64_t deadline = now_ms() + static_cast<uint64_t>(timeout.count());
-  while (!acked) {
+  while (!awaited_error_) {
     uint64_t now = now_ms();
     if (now >= deadline) break;
     pollfd p{fd(), POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(deadline - now)) <= 0) continue;
-    auto drained = drain([](const wire::ProcEvent&) {});
-    (void)drained;
-    for (auto it = pending_acks_.begin(); it != pending_acks_.end(); ++it) {
-      if (it->first == token + 1) {
-        acked = true;
-        ack_error = it->second;
-        pending_acks_.erase(it);
-        break;
-      }
-    }
+    (void)drain([](const wire::ProcEvent&) {});
   }
+  awaiting_ack_.reset();
+  bool acked = awaited_error_.has_value();
+  uint32_t ack_error = awaited_error_.value_or(0);
   if (!acked)
     return Error{std::string("the process connector did not acknowledge the ") + what + " within " +
                      std::to_string(timeout.count()) +
@@ -174,7 +168,10 @@ Result<ProcConnector::Drained> ProcConnector::drain(const std::function<void(con
       // Since Linux 6.6 acknowledgements take a number in their CPU's sequence like events; before, their CPU is -1.
       if (ev.cpu != UINT32_MAX) account(ev, out.lost);
       if (ev.kind == wire::ProcEvent::Kind::kAck) {
-        pending_acks_.emplace_back(ev.ack, ev.ack_error);
+        // Any process can make the kernel send one (a refused subscription is acknowledged too, to every
+        // listener): only the one subscribe() waits for is looked at, and only while it waits. Nothing is kept.
+        ++stats_.acks;
+        if (awaiting_ack_ && ev.ack == *awaiting_ack_) awaited_error_ = ev.ack_error;
         continue;
       }
       ++stats_.events;

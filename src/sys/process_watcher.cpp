@@ -82,7 +82,13 @@ Result<std::vector<PoolEvent>> ProcessWatcher::on_readable() {
     tracker_.mark_lost();
     for (const auto& e : raw)
       if (e.kind == PoolEvent::Kind::kMainExited) out.push_back(e);
-    auto found = resync_all(before);
+    if (!deferred_before_) deferred_before_ = std::move(before);
+    auto now = std::chrono::steady_clock::now();
+    if (last_resync_ && now - *last_resync_ < kMinResyncInterval) {
+      ++stats_.deferred_resyncs;
+      return out;  // in doubt until resync_due()
+    }
+    auto found = resync_deferred();
     if (!found) return found.error();
     for (const auto& e : *found) {
       bool known =
@@ -93,6 +99,19 @@ Result<std::vector<PoolEvent>> ProcessWatcher::on_readable() {
   }
   for (const auto& e : raw) confirm(e, out);
   return out;
+}
+
+std::optional<std::chrono::steady_clock::time_point> ProcessWatcher::resync_due() const {
+  if (!deferred_before_) return std::nullopt;
+  return last_resync_ ? *last_resync_ + kMinResyncInterval : std::chrono::steady_clock::now();
+}
+
+Result<std::vector<PoolEvent>> ProcessWatcher::resync_deferred() {
+  if (!deferred_before_) return std::vector<PoolEvent>{};
+  auto before = std::move(*deferred_before_);
+  deferred_before_.reset();
+  last_resync_ = std::chrono::steady_clock::now();
+  return resync_all(before);
 }
 
 ProcessWatcherStats ProcessWatcher::stats() const {

@@ -4,6 +4,7 @@
 #include <linux/sock_diag.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <cerrno>
 
@@ -65,6 +66,17 @@ Result<uint32_t> current_netns_inode() {
   struct stat st {};
   if (::stat("/proc/self/ns/net", &st) != 0) return Error::from_errno("cannot stat /proc/self/ns/net", errno);
   return static_cast<uint32_t>(st.st_ino);
+}
+
+SocketFile socket_file(const struct stat& st) {
+  return {static_cast<uint64_t>(st.st_ino),
+          static_cast<uint32_t>((major(st.st_dev) << 20) | (minor(st.st_dev) & 0xfffff))};
+}
+
+std::optional<SocketFile> socket_file_at(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return std::nullopt;
+  return socket_file(st);
 }
 
 }  // namespace idlepool::sys

@@ -78,6 +78,7 @@ Result<void> decode_inet(std::span<const uint8_t> payload, DiagBatch& batch) {
   info.inode = msg.idiag_inode;
   info.rqueue = msg.idiag_rqueue;
   info.wqueue = msg.idiag_wqueue;
+  info.uid = msg.idiag_uid;
   auto attrs = payload.subspan(NLMSG_ALIGN(sizeof(inet_diag_msg)) <= payload.size() ? NLMSG_ALIGN(sizeof(inet_diag_msg))
                                                                                     : payload.size());
   auto walked = for_each_attr(attrs, [&](unsigned type, std::span<const uint8_t> data) {
@@ -135,6 +136,22 @@ Result<void> decode_unix(std::span<const uint8_t> payload, DiagBatch& batch) {
         return;
       }
       for (size_t i = 0; i < data.size(); i += sizeof(uint32_t)) info.queued_peers.push_back(load<uint32_t>(data, i));
+    } else if (type == UNIX_DIAG_VFS) {
+      if (data.size() < sizeof(unix_diag_vfs)) {
+        bad_attr = malformed("UNIX_DIAG_VFS of " + std::to_string(data.size()) + " bytes");
+        return;
+      }
+      auto vfs = load<unix_diag_vfs>(data, 0);
+      info.has_vfs = true;
+      info.vfs_ino = vfs.udiag_vfs_ino;
+      info.vfs_dev = vfs.udiag_vfs_dev;
+    } else if (type == UNIX_DIAG_UID) {
+      if (data.size() < sizeof(uint32_t)) {
+        bad_attr = malformed("UNIX_DIAG_UID of " + std::to_string(data.size()) + " bytes");
+        return;
+      }
+      info.has_uid = true;
+      info.uid = load<uint32_t>(data, 0);
     }
   });
   if (!walked) return walked;
@@ -157,7 +174,8 @@ std::vector<uint8_t> build_unix_dump_request(uint32_t state_mask, uint32_t seq) 
   unix_diag_req req{};
   req.sdiag_family = AF_UNIX;
   req.udiag_states = state_mask;
-  req.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS;
+  req.udiag_show =
+      UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS | UDIAG_SHOW_VFS | UDIAG_SHOW_UID;
   return frame(req, seq);
 }
 

@@ -11,15 +11,23 @@
 #include "idlepool/sys/probe.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <linux/capability.h>
 #include <netinet/in.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -494,6 +502,143 @@ TEST(ProbeRegister, TcpAddressIsServedByAWildcardListener) {
   EXPECT_TRUE(ok);
   (void)p.remove(*id);
   close(fd);
+}
+
+// A site user's impostor: in a user and mount namespace of its own (unprivileged on Debian), `nobody` mounts a tmpfs
+// over a pool socket's directory, binds a socket of the same name there and serves it, making request cycles on it
+// from its own namespace. The probe must never take it for the pool's: a pool that looked idle while busy would be
+// stopped with work in flight, and one that looked busy would never be.
+class Impostor {
+ public:
+  explicit Impostor(const std::string& path) {
+    int up[2], go[2];
+    if (pipe(up) != 0 || pipe(go) != 0) std::abort();
+    pid_ = fork();
+    if (pid_ == 0) {
+      ::close(up[0]);
+      ::close(go[1]);
+      int rc = serve(path, up[1], go[0]);
+      char status = rc == 0 ? 'd' : 'e';
+      (void)!::write(up[1], &status, 1);
+      _exit(rc);
+    }
+    ::close(up[1]);
+    ::close(go[0]);
+    up_ = up[0];
+    go_ = go[1];
+    char c = 0;
+    ok_ = ::read(up_, &c, 1) == 1 && c == 'k';
+    if (!ok_) {
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+      failure_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+  }
+  ~Impostor() {
+    ::close(go_);
+    ::close(up_);
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  bool ok() const { return ok_; }
+  int failure() const { return failure_; }  // the step that failed (see serve()), when not ok()
+  // Makes `n` request cycles on its own socket, in its own namespace; true when they were all made.
+  bool cycles(int n) {
+    char c = static_cast<char>(n);
+    if (::write(go_, &c, 1) != 1) return false;
+    return ::read(up_, &c, 1) == 1 && c == 'd';
+  }
+
+ private:
+  // As nobody, in a user and mount namespace of its own: a tmpfs over the socket's directory, a socket of the same
+  // name bound there. 'k' when it listens, then `n` request cycles on it when asked.
+  static int serve(const std::string& path, int up, int go) {
+    if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0) return 1;
+    prctl(PR_SET_DUMPABLE, 1);  // its own /proc/self files again (a setuid makes them root's), for the id maps
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) return 2;
+    // Root inside, nobody outside (what `unshare -r` does): files it creates are nobody's.
+    auto write_file = [](const char* file, const char* text) {
+      int fd = ::open(file, O_WRONLY);
+      bool ok = fd >= 0 && ::write(fd, text, std::strlen(text)) == static_cast<ssize_t>(std::strlen(text));
+      if (fd >= 0) ::close(fd);
+      return ok;
+    };
+    if (!write_file("/proc/self/setgroups", "deny") || !write_file("/proc/self/uid_map", "0 65534 1") ||
+        !write_file("/proc/self/gid_map", "0 65534 1"))
+      return 9;
+    std::string dir = path.substr(0, path.rfind('/'));
+    if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return 3;
+    if (mount("tmpfs", dir.c_str(), "tmpfs", 0, nullptr) != 0) return 4;
+    int l = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    std::snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path.c_str());
+    if (::bind(l, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0 || ::listen(l, 16) != 0) return 5;
+    (void)!::write(up, "k", 1);
+    char n = 0;
+    if (::read(go, &n, 1) != 1) return 0;
+    for (int i = 0; i < n; ++i) {  // a connection of its own, accepted and answered by itself
+      int c = ::socket(AF_UNIX, SOCK_STREAM, 0);
+      if (::connect(c, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0) return 6;
+      int a = ::accept(l, nullptr, nullptr);
+      char buf[8];
+      if (::write(c, "REQ\n", 4) != 4 || ::read(a, buf, sizeof(buf)) <= 0) return 7;
+      if (::write(a, "RESP\n", 5) != 5 || ::read(c, buf, sizeof(buf)) <= 0) return 8;
+      ::close(a);
+      ::close(c);
+    }
+    return 0;
+  }
+  pid_t pid_ = -1;
+  int up_ = -1, go_ = -1;
+  bool ok_ = false;
+  int failure_ = 0;
+};
+
+TEST(ProbeTrust, ASameNamedSocketInAnotherMountNamespaceIsNotThePools) {
+  Probe& p = probe_for("auto");
+  // Alone, the impostor's socket is no pool's: nothing listens at that path in this mount namespace.
+  char tmpl[] = "/tmp/idlepool-trust-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  ::chmod(tmpl, 0755);
+  std::string path = std::string(tmpl) + "/pool.sock";
+  {
+    Impostor alone(path);
+    ASSERT_TRUE(alone.ok()) << "nobody could not bind a socket in a namespace of its own here (step " << alone.failure()
+                            << ")";
+    auto id = p.add(*parse_socket_address(path));
+    EXPECT_FALSE(id.ok()) << "the probe took a socket another mount namespace bound for the pool's";
+    if (id) (void)p.remove(*id);
+  }
+  ::rmdir(tmpl);
+}
+
+TEST(ProbeTrust, ThePoolsSocketIsCountedWhateverAnImpostorDoes) {
+  Probe& p = probe_for("auto");
+  TestServer server(Family::kUnix);
+  ::chmod(server.address().path.substr(0, server.address().path.rfind('/')).c_str(), 0755);
+  Impostor impostor(server.address().path);  // same name, bound while the pool's socket is there
+  ASSERT_TRUE(impostor.ok()) << "step " << impostor.failure();
+  server.start_workers(1);
+  auto id = p.add(server.address());
+  ASSERT_TRUE(id.ok()) << id.error().message;
+  for (int i = 0; i < 3; ++i) Client(server.address()).request();
+  ASSERT_TRUE(impostor.cycles(5)) << "the impostor could not make its request cycles";
+  bool settled = eventually([&] {
+    auto snaps = p.read();
+    for (const auto& s : *snaps)
+      if (s.id == *id) return s.accepts == 3 && s.active == 0 && s.backlog == 0;
+    return false;
+  });
+  auto snaps = p.read();
+  for (const auto& s : *snaps)
+    if (s.id == *id) {
+      EXPECT_TRUE(settled) << "accepts " << s.accepts << " active " << s.active << " backlog " << s.backlog;
+      if (s.requests) {
+        EXPECT_EQ(*s.requests, 3u) << "the impostor's 5 cycles were counted as the pool's";
+      }
+    }
+  (void)p.remove(*id);
 }
 
 }  // namespace

@@ -24,7 +24,7 @@ declare -A unavailable=([bookworm]=sock [trixie]=)
 work=$(mktemp -d /tmp/idlepool-qemu.XXXXXX)
 if [[ -n ${IDLEPOOL_KEEP_GUEST_LOGS:-} ]]; then echo "guest logs kept in $work"; else trap 'rm -rf "$work"' EXIT; fi
 
-guest_root "$work/root" "$build/tests/idlepool_kernel_tests" "$build/src/idlepool-probe"
+guest_root "$work/root" "$build/tests/idlepool_kernel_tests" "$build/src/idlepool-probe" "$build/tests/ack_flood"
 failed=0
 while read -r suite version dir; do
   cat >"$work/command-$suite" <<CMD

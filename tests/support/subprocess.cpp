@@ -64,4 +64,9 @@ std::string project_binary(const std::string& name) {
   return std::string(IDLEPOOL_BUILD_BIN_DIR) + "/" + name;
 }
 
+std::string test_binary(const std::string& name) {
+  if (const char* dir = std::getenv("IDLEPOOL_BIN_DIR")) return std::string(dir) + "/" + name;
+  return std::string(IDLEPOOL_BUILD_TESTS_DIR) + "/" + name;
+}
+
 }  // namespace idlepool::testing

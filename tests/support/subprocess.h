@@ -20,5 +20,7 @@ Finished run_program(const std::vector<std::string>& argv,
 
 // Path of one of the project's binaries: $IDLEPOOL_BIN_DIR/name if set (QEMU guests), else the build tree's.
 std::string project_binary(const std::string& name);
+// The same for the tests' own helper programs (build/tests).
+std::string test_binary(const std::string& name);
 
 }  // namespace idlepool::testing

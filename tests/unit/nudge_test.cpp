@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -112,6 +113,33 @@ TEST(Nudge, WakesAnEdgeTriggeredUnixServerThatMissedAConnection) {
 TEST(Nudge, WakesAnEdgeTriggeredTcpServerThroughLoopbackForAWildcardAddress) {
   Listener l = tcp_listener();
   missed_edge_then_nudge(l);
+}
+
+// The path is a name: between the probe's registration and a nudge, whoever can write the directory can put another
+// socket there (a root-only one elsewhere, by a symlink, say). The nudge connects to the registered socket or not at
+// all.
+TEST(Nudge, ConnectsToThePoolsSocketFileOrNowhere) {
+  std::string dir = "/tmp/idlepool-nudge-dir-" + std::to_string(::getpid());
+  ::mkdir(dir.c_str(), 0755);
+  Listener pool = unix_listener(dir + "/pool.sock");
+  auto file = socket_file_at(pool.address.path);
+  ASSERT_TRUE(file.has_value());
+  auto ok = nudge(pool.address, std::chrono::milliseconds(500), file);
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  UniqueFd taken(::accept4(pool.fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  EXPECT_TRUE(taken.valid()) << "the nudge reached the pool's socket through /proc/self/fd";
+  // Someone swaps the name for a link to another socket: the nudge refuses, and that socket sees nothing.
+  Listener other = unix_listener(dir + "/other.sock");
+  ASSERT_EQ(::rename(pool.address.path.c_str(), (dir + "/moved.sock").c_str()), 0);
+  ASSERT_EQ(::symlink((dir + "/other.sock").c_str(), pool.address.path.c_str()), 0);
+  auto refused = nudge(pool.address, std::chrono::milliseconds(500), file);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ESTALE);
+  EXPECT_NE(refused.error().message.find("no longer names the pool's socket"), std::string::npos);
+  UniqueFd none(::accept4(other.fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+  EXPECT_FALSE(none.valid()) << "the nudge connected to a socket that is not the pool's";
+  for (const char* n : {"/pool.sock", "/other.sock", "/moved.sock"}) ::unlink((dir + n).c_str());
+  ::rmdir(dir.c_str());
 }
 
 TEST(Nudge, ErrorsNameTheAddress) {

@@ -225,7 +225,7 @@ class PoolManagerTest : public ::testing::Test {
                            [this] { return clock; },
                            [this](const std::string& path) { return !vanished.count(path); },
                            [](const std::string&) -> std::optional<uint64_t> { return 4u << 20; },
-                           [this](const SocketAddress& a) -> Result<void> {
+                           [this](const SocketAddress& a, const std::optional<sys::SocketFile>&) -> Result<void> {
                              if (nudge_fails) return Error{"nudge " + a.to_string() + ": connect: Permission denied"};
                              nudged.push_back(a.to_string());
                              return {};

@@ -214,7 +214,8 @@ TEST(SockDiagCodec, BuildsDumpRequests) {
   unix_diag_req u;
   std::memcpy(&u, ureq.data() + NLMSG_HDRLEN, sizeof(u));
   EXPECT_EQ(u.sdiag_family, AF_UNIX);
-  EXPECT_EQ(u.udiag_show, unsigned{UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS});
+  EXPECT_EQ(u.udiag_show, unsigned{UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS |
+                                   UDIAG_SHOW_VFS | UDIAG_SHOW_UID});
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "idlepool/core/address.h"
@@ -39,6 +40,9 @@ struct ProbeOptions {
   TierChoice tier = TierChoice::kAuto;
   // Kernel BTF; the probe cannot load without it (CONFIG_DEBUG_INFO_BTF).
   std::string btf_path = "/sys/kernel/btf/vmlinux";
+  // Only listening sockets this user created are counted on (systemd's socket units are root's); a same-named socket
+  // a site user bound is not a pool's. Unset: anyone's (idlepool-probe pointed at a socket by hand).
+  std::optional<uint32_t> trusted_owner = 0;
 };
 
 using ListenerId = uint32_t;
@@ -58,6 +62,8 @@ struct ListenerSnapshot {
   uint32_t backlog = 0;              // connections waiting to be accepted (sock_diag, now)
   uint64_t last_activity_ns = 0;     // CLOCK_MONOTONIC ns of the latest accept/request/response/close; 0 = none yet
   uint64_t first_use_ns = 0;         // CLOCK_MONOTONIC ns of the first accept or request since rearm(); 0 = none yet
+  // Unix: the file the listener is bound to, (st_ino, st_dev), when the kernel says (a nudge connects to it alone).
+  std::optional<std::pair<uint64_t, uint32_t>> unix_file;
 };
 
 // What the daemon needs of the probe: a seam, so that its logic can be driven by a fake in unit tests.

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -35,6 +36,7 @@ struct ProcConnectorStats {
   uint64_t lost = 0;      // events lost, from gaps in the per-CPU sequence numbers (known once the next event from
                           // that CPU arrives; an overrun is known at once)
   uint64_t rejected = 0;  // malformed or foreign messages dropped
+  uint64_t acks = 0;      // acknowledgements read (anyone's subscription request makes the kernel send one to all)
   std::string last_rejection;
 };
 
@@ -71,8 +73,11 @@ class ProcConnector {
   std::unique_ptr<nl_sock, SockDeleter> sock_;
   bool subscribed_ = false;
   uint32_t seq_ = 0;
-  std::unordered_map<uint32_t, uint32_t> last_seq_;          // per CPU
-  std::vector<std::pair<uint32_t, uint32_t>> pending_acks_;  // (ack, error) of acknowledgements read by drain()
+  std::unordered_map<uint32_t, uint32_t> last_seq_;  // per CPU
+  // While subscribe() waits: the ack it waits for, and that ack's error once read. Acknowledgements are never kept
+  // otherwise: any process on the host can make the kernel send them, as many as it likes.
+  std::optional<uint32_t> awaiting_ack_;
+  std::optional<uint32_t> awaited_error_;
   ProcConnectorStats stats_;
 };
 

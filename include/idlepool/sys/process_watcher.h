@@ -6,6 +6,7 @@
 // such report is checked against cgroup.procs first, and after a loss every pool is resynchronised from its cgroup.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,9 +22,10 @@ namespace idlepool::sys {
 
 struct ProcessWatcherStats {
   ProcConnectorStats connector;
-  uint64_t resyncs = 0;        // pools resynchronised from their cgroups
-  uint64_t loss_episodes = 0;  // drains that found events lost
-  uint64_t corrected = 0;      // reports withdrawn because the cgroup disagreed with the events
+  uint64_t resyncs = 0;           // pools resynchronised from their cgroups
+  uint64_t loss_episodes = 0;     // drains that found events lost
+  uint64_t corrected = 0;         // reports withdrawn because the cgroup disagreed with the events
+  uint64_t deferred_resyncs = 0;  // losses whose resync waited for kMinResyncInterval
 };
 
 // What the daemon needs of process tracking: a seam, so that its logic can be driven by a fake in unit tests.
@@ -51,6 +53,14 @@ class ProcessWatcher final : public ProcessSource {
   // Reads the pending events (call when fd() is readable) and returns what they mean for the pools.
   Result<std::vector<PoolEvent>> on_readable();
 
+  // After a loss every pool is resynchronised from its cgroup, but at most once a kMinResyncInterval: a flood of
+  // overruns (any local user can cause them) must not make the daemon read every cgroup again and again. A loss
+  // within the interval leaves the pools in doubt (no "empty" is reported on events alone) until resync_due(), when
+  // the daemon calls resync_deferred().
+  static constexpr std::chrono::seconds kMinResyncInterval{1};
+  std::optional<std::chrono::steady_clock::time_point> resync_due() const;
+  Result<std::vector<PoolEvent>> resync_deferred();
+
   std::optional<PoolProcesses> processes(const std::string& pool) const override { return tracker_.processes(pool); }
   ProcessWatcherStats stats() const;
 
@@ -65,6 +75,9 @@ class ProcessWatcher final : public ProcessSource {
   ProcessTracker tracker_;
   std::unordered_map<std::string, std::string> cgroup_of_;
   ProcessWatcherStats stats_;
+  std::optional<std::chrono::steady_clock::time_point> last_resync_;
+  // A resync owed since a loss within the interval, with what the pools were before that loss.
+  std::optional<std::unordered_map<std::string, PoolProcesses>> deferred_before_;
 };
 
 }  // namespace idlepool::sys

@@ -2,7 +2,12 @@
 // (it never needs an fd of the socket: systemd holds that) and to read gauges at the moment they are asked for.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "idlepool/result.h"
@@ -30,5 +35,13 @@ class SockDiag {
 
 // Inode of this process's network namespace (what the kernel calls net->ns.inum).
 Result<uint32_t> current_netns_inode();
+
+// A unix socket's file as sock_diag names it (UNIX_DIAG_VFS): its inode, and its device as the kernel keeps it
+// (MAJOR << 20 | MINOR, not stat()'s encoding).
+using SocketFile = std::pair<uint64_t, uint32_t>;
+SocketFile socket_file(const struct stat& st);
+// The socket file at `path` in this mount namespace (symlinks followed: /var/run is /run); nothing if there is no
+// socket there.
+std::optional<SocketFile> socket_file_at(const std::string& path);
 
 }  // namespace idlepool::sys

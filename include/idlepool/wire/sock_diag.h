@@ -29,6 +29,7 @@ struct InetSocketInfo {
   uint32_t rqueue = 0;  // listener: connections waiting in the accept queue
   uint32_t wqueue = 0;  // listener: the accept queue's limit
   bool v6only = false;
+  uint32_t uid = 0;  // who created the socket (systemd's listeners are root's)
 };
 
 struct UnixSocketInfo {
@@ -46,6 +47,14 @@ struct UnixSocketInfo {
   // Listener: the peer inodes of the connections waiting in its queue. A queued connection's own socket may or may
   // not be listed by the kernel (it is not on 6.18); its peer always is, so this is how queued ones are told apart.
   std::vector<uint32_t> queued_peers;
+  // The file the socket is bound to (UNIX_DIAG_VFS): with stat() of the path in this mount namespace, tells a pool's
+  // socket from a same-named one another mount namespace bound. Unset on kernels that do not say.
+  bool has_vfs = false;
+  uint64_t vfs_ino = 0;
+  uint32_t vfs_dev = 0;
+  // Who created the socket (UNIX_DIAG_UID, Linux 5.3+): systemd's listeners are root's.
+  bool has_uid = false;
+  uint32_t uid = 0;
 };
 
 // One recv() worth of a dump reply.
@@ -57,7 +66,8 @@ struct DiagBatch {
 
 // A dump of TCP sockets of `family` in any of `state_mask` (bit 1 << state).
 std::vector<uint8_t> build_inet_dump_request(uint8_t family, uint32_t state_mask, uint32_t seq);
-// A dump of unix sockets in any of `state_mask`, with their names, queue lengths, peers and queued peers.
+// A dump of unix sockets in any of `state_mask`, with their names, queue lengths, peers, queued peers, bound files
+// and owners.
 std::vector<uint8_t> build_unix_dump_request(uint32_t state_mask, uint32_t seq);
 
 // Decodes the netlink messages in `bytes` (one datagram of a dump reply) and appends the sockets to `batch`.
