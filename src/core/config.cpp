@@ -86,6 +86,8 @@ Result<void> validate(const DaemonConfig& c) {
       return Error{"metrics-listen '" + c.metrics_listen + "' is not IP:PORT (127.0.0.1:10071, [::1]:10071) or off",
                    EINVAL};
   }
+  if (!c.metrics_token_file.empty() && c.metrics_token_file[0] != '/')
+    return Error{"metrics-token-file '" + c.metrics_token_file + "' is not an absolute path", EINVAL};
   if (c.probe_tier != "auto" && c.probe_tier != "fentry" && c.probe_tier != "sock" && c.probe_tier != "syscall")
     return Error{"probe-tier '" + c.probe_tier + "' is not one of auto, fentry, sock, syscall", EINVAL};
   return {};

@@ -69,6 +69,24 @@ struct PendingNudge {
 };
 constexpr std::chrono::milliseconds kNudgeDeadline{500};
 
+// The metrics bearer token, from a file only root may read: a token anyone can read protects nothing.
+Result<std::optional<std::string>> read_metrics_token(const std::string& path, sys::FileReader& files) {
+  if (path.empty()) return std::optional<std::string>();
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return Error::from_errno("metrics-token-file " + path, errno);
+  if (st.st_uid != 0 || (st.st_mode & (S_IROTH | S_IWOTH | S_IWGRP)) != 0)
+    return Error{"metrics-token-file " + path + " must be root's and neither readable nor writable by others, nor "
+                 "writable by its group (e.g. root:prometheus 0640)",
+                 EPERM};
+  auto text = files.read(path);
+  if (!text) return text.error();
+  std::string token = *text;
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  if (token.size() < 16 || token.find_first_of(" \t\r\n") != std::string::npos)
+    return Error{"metrics-token-file " + path + " must hold one token of at least 16 characters", EINVAL};
+  return std::optional<std::string>(token);
+}
+
 }  // namespace
 
 void setup_logging(const std::string& level) {
@@ -101,12 +119,14 @@ class Daemon::Impl {
   std::unique_ptr<StreamServer> metrics_endpoint;
   std::vector<EventLoop::Source> sources;
   EventLoop::Source deadline;
+  EventLoop::Source resync_timer;  // a process-connector resync that waited (ProcessWatcher::resync_due)
   std::list<PendingNudge> nudges;
   bool ready = false;
   bool due = false;
   std::optional<MonoTime> next;
   std::string last_status;
   uint64_t units_read_at_trim = 0;
+  std::optional<std::string> metrics_token;
 
   Result<void> add(Result<EventLoop::Source> s) {
     if (!s) return s.error();
@@ -127,7 +147,13 @@ class Daemon::Impl {
       spdlog::error("reload: {}; keeping the running configuration", inv.error().message);
       return inv.error();
     }
+    auto token = read_metrics_token(inv->config.metrics_token_file, files);
+    if (!token) {
+      spdlog::error("reload: {}; keeping the running configuration", token.error().message);
+      return token.error();
+    }
     sd_notify(0, "RELOADING=1");
+    metrics_token = *token;
     spdlog::set_level(spdlog::level::from_str(inv->config.log_level));
     bus->set_stop_via(inv->config.stop_method == StopMethod::kSystemctl ? sys::SdBus::StopVia::kSystemctl
                                                                         : sys::SdBus::StopVia::kBus);
@@ -241,6 +267,14 @@ class Daemon::Impl {
     return {};
   }
 
+  void take_process_events(const Result<std::vector<PoolEvent>>& got) {
+    if (!got) {
+      spdlog::error("process connector: {}, ignoring", got.error().message);
+      return;
+    }
+    manager->on_pool_events(*got);
+  }
+
   // After the events of each loop iteration: systemd's signals, then a decision round if anything changed or a
   // deadline came, then the timer for the next deadline.
   void after_events() {
@@ -280,6 +314,9 @@ Daemon::~Daemon() = default;
 
 Result<void> Daemon::Impl::serve_metrics(const DaemonConfig& config) {
   if (config.metrics_listen == "off") return {};
+  auto token = read_metrics_token(config.metrics_token_file, files);
+  if (!token) return token.error();
+  metrics_token = *token;
   // Served by the loop itself: a scrape reads the probe and builds the families there and then.
   auto address = parse_socket_address(config.metrics_listen);
   if (!address) return Error{"metrics-listen: " + address.error().message, EINVAL};
@@ -288,11 +325,21 @@ Result<void> Daemon::Impl::serve_metrics(const DaemonConfig& config) {
   StreamServer::Limits limits;
   limits.max_request = wire::kMaxHttpRequest;
   limits.too_long = wire::http_too_long();
+  // Local users each get at most a few connections at once (the peer's uid from sock_diag): nobody can hold every slot.
+  limits.max_per_user = 8;
+  limits.identify = [](int client) {
+    Peer p;
+    p.uid = sys::local_tcp_peer_uid(client);
+    return p;
+  };
   auto respond = [this](std::string_view in, const Peer&) {
-    return wire::respond_http(in, [this] {
-      manager->refresh();
-      return metrics::render(metrics::build(model()));
-    });
+    return wire::respond_http(
+        in,
+        [this] {
+          manager->refresh();
+          return metrics::render(metrics::build(model()));
+        },
+        metrics_token);
   };
   auto endpoint = StreamServer::serve("metrics endpoint " + config.metrics_listen, std::move(*fd), *loop,
                                       std::move(limits), std::move(respond));

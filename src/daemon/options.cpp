@@ -38,7 +38,9 @@ po::options_description settings() {
       "control-group", po::value<std::string>(), "group allowed to use the control socket (default: root only)")(
       "metrics-listen", po::value<std::string>(),
       "Prometheus metrics on IP:PORT ([::1]:PORT for IPv6), or off "
-      "(127.0.0.1:10071)");
+      "(127.0.0.1:10071)")(
+      "metrics-token-file", po::value<std::string>(),
+      "a file (root's, mode 0640 or stricter) holding the bearer token a scrape must send (default: none)");
   return d;
 }
 
@@ -221,10 +223,11 @@ Result<Invocation> parse_invocation(const std::vector<std::string>& args) {
   if (vm.count("control-socket")) c.control_socket = vm["control-socket"].as<std::string>();
   if (vm.count("control-group")) c.control_group = vm["control-group"].as<std::string>();
   if (vm.count("metrics-listen")) c.metrics_listen = vm["metrics-listen"].as<std::string>();
+  if (vm.count("metrics-token-file")) c.metrics_token_file = vm["metrics-token-file"].as<std::string>();
   if (auto v = validate(c); !v) {
     // Name the line of the setting the message is about, when the file set it.
     for (const char* key : {"idle-timeout", "max-stops-per-second", "stop-burst", "log-level", "probe-tier",
-                            "unit-pattern", "unit", "control-socket", "metrics-listen"})
+                            "unit-pattern", "unit", "control-socket", "metrics-listen", "metrics-token-file"})
       if (v.error().message.rfind(key, 0) == 0 || v.error().message.find(std::string(key) + " '") != std::string::npos)
         return fail(key, v.error());
     return Error{(inv.config_file_found ? inv.config_path + ": " : std::string()) + v.error().message, EINVAL};

@@ -25,6 +25,51 @@ bool is_token_char(char c) {
          std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
+
+// The value of header `name` in `head` (the lines after the request line), trimmed; nothing if absent.
+std::optional<std::string_view> header(std::string_view head, std::string_view name) {
+  size_t pos = head.find('\n');
+  while (pos != std::string_view::npos && pos + 1 < head.size()) {
+    size_t start = pos + 1;
+    size_t end = head.find('\n', start);
+    std::string_view line = head.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    size_t colon = line.find(':');
+    if (colon != std::string_view::npos && iequals(line.substr(0, colon), name)) {
+      std::string_view v = line.substr(colon + 1);
+      while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+      while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+      return v;
+    }
+    pos = end;
+  }
+  return std::nullopt;
+}
+
+// Equal, in a time that does not depend on where they differ (their length is no secret).
+bool same_secret(std::string_view given, std::string_view secret) {
+  if (given.size() != secret.size() || secret.empty()) return false;
+  unsigned diff = 0;
+  for (size_t i = 0; i < secret.size(); ++i) diff |= static_cast<unsigned>(given[i] ^ secret[i]);
+  return diff == 0;
+}
+
+bool authorized(std::string_view head, const std::string& token) {
+  auto value = header(head, "authorization");
+  if (!value || value->size() < 7 || !iequals(value->substr(0, 7), "bearer ")) return false;
+  std::string_view given = value->substr(7);
+  while (!given.empty() && given.front() == ' ') given.remove_prefix(1);
+  return same_secret(given, token);
+}
+
 }  // namespace
 
 std::string http_too_long() {
@@ -32,7 +77,8 @@ std::string http_too_long() {
                "request head longer than " + std::to_string(kMaxHttpRequest) + " bytes\n");
 }
 
-std::optional<std::string> respond_http(std::string_view received, const std::function<std::string()>& metrics) {
+std::optional<std::string> respond_http(std::string_view received, const std::function<std::string()>& metrics,
+                                        const std::optional<std::string>& bearer_token) {
   // No reply to a HEAD has a body, whatever its status.
   bool head = received.rfind("HEAD ", 0) == 0;
   // The head ends with an empty line (CRLF CRLF; a bare LF LF is taken too).
@@ -71,7 +117,12 @@ std::optional<std::string> respond_http(std::string_view received, const std::fu
   target = target.substr(0, target.find('?'));
   if (method != "GET" && !head)
     return plain("405 Method Not Allowed", "GET or HEAD only\n", false, "Allow: GET, HEAD\r\n");
-  if (target == "/metrics") return http_reply("200 OK", "text/plain; version=0.0.4; charset=utf-8", metrics(), head);
+  if (target == "/metrics") {
+    if (bearer_token && !authorized(received.substr(0, end), *bearer_token))
+      return plain("401 Unauthorized", "a bearer token is needed (metrics-token-file)\n", head,
+                   "WWW-Authenticate: Bearer realm=\"idlepool\"\r\n");
+    return http_reply("200 OK", "text/plain; version=0.0.4; charset=utf-8", metrics(), head);
+  }
   if (target == "/")
     return http_reply(
         "200 OK", "text/html; charset=utf-8",

@@ -14,11 +14,11 @@ namespace idlepool::wire {
 namespace {
 
 template <class Req>
-std::vector<uint8_t> frame(const Req& req, uint32_t seq) {
+std::vector<uint8_t> frame(const Req& req, uint32_t seq, bool dump = true) {
   nlmsghdr nlh{};
   nlh.nlmsg_len = NLMSG_LENGTH(sizeof(Req));
   nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  nlh.nlmsg_flags = NLM_F_REQUEST | (dump ? NLM_F_DUMP : 0);
   nlh.nlmsg_seq = seq;
   std::vector<uint8_t> out(NLMSG_SPACE(sizeof(Req)), 0);
   std::memcpy(out.data(), &nlh, sizeof(nlh));
@@ -168,6 +168,24 @@ std::vector<uint8_t> build_inet_dump_request(uint8_t family, uint32_t state_mask
   req.sdiag_protocol = IPPROTO_TCP;
   req.idiag_states = state_mask;
   return frame(req, seq);
+}
+
+std::vector<uint8_t> build_inet_lookup_request(const InetSocketInfo& id, uint32_t seq) {
+  inet_diag_req_v2 req{};
+  req.sdiag_family = id.family;
+  req.sdiag_protocol = IPPROTO_TCP;
+  req.idiag_states = ~0u;
+  req.id.idiag_sport = htons(id.local_port);
+  req.id.idiag_dport = htons(id.remote_port);
+  if (id.family == AF_INET) {
+    std::memcpy(&req.id.idiag_src[0], &id.local_ip[12], 4);
+    std::memcpy(&req.id.idiag_dst[0], &id.remote_ip[12], 4);
+  } else {
+    std::memcpy(req.id.idiag_src, id.local_ip.data(), 16);
+    std::memcpy(req.id.idiag_dst, id.remote_ip.data(), 16);
+  }
+  req.id.idiag_cookie[0] = req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+  return frame(req, seq, /*dump=*/false);
 }
 
 std::vector<uint8_t> build_unix_dump_request(uint32_t state_mask, uint32_t seq) {

@@ -97,6 +97,31 @@ TEST(Http, BytesThatCannotBeHttpAreRefusedAtOnce) {
   EXPECT_EQ(split(*junk).status, "400 Bad Request");
 }
 
+// With a token, per-site traffic is shown only to whoever holds it (Prometheus' credentials_file).
+TEST(Http, ATokenKeepsTheMetricsToItsHolder) {
+  const std::optional<std::string> token = "s3cret-token-0123456789";
+  auto ask = [&](const std::string& extra) {
+    calls = 0;
+    auto out = respond_http("GET /metrics HTTP/1.1\r\nHost: x\r\n" + extra + "\r\n", &text, token);
+    EXPECT_TRUE(out);
+    return split(*out);
+  };
+  auto none = ask("");
+  EXPECT_EQ(none.status, "401 Unauthorized");
+  EXPECT_NE(none.head.find("WWW-Authenticate: Bearer realm=\"idlepool\"\r\n"), std::string::npos) << none.head;
+  EXPECT_EQ(calls, 0) << "nothing is built for a refused scrape";
+  EXPECT_EQ(ask("Authorization: Bearer wrong-token-0123456789\r\n").status, "401 Unauthorized");
+  EXPECT_EQ(ask("Authorization: Bearer s3cret-token-012345678\r\n").status, "401 Unauthorized") << "a prefix";
+  EXPECT_EQ(ask("Authorization: Basic czNjcmV0\r\n").status, "401 Unauthorized");
+  EXPECT_EQ(ask("Authorization: Bearer\r\n").status, "401 Unauthorized");
+  EXPECT_EQ(ask("X-Authorization: Bearer s3cret-token-0123456789\r\n").status, "401 Unauthorized");
+  auto ok = ask("authorization:  bearer s3cret-token-0123456789 \r\n");
+  EXPECT_EQ(ok.status, "200 OK") << "header name and scheme in any case, spaces around";
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(respond_http("GET / HTTP/1.1\r\n\r\n", &text, token).value_or("").rfind("HTTP/1.1 200", 0), 0u)
+      << "only /metrics is kept";
+}
+
 TEST(Http, TooLongIsA431) {
   auto r = split(http_too_long());
   EXPECT_EQ(r.status, "431 Request Header Fields Too Large");

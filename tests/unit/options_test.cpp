@@ -87,6 +87,7 @@ TEST(Options, BadInputIsNamedWithItsLine) {
       {"\nmetrics-listen = localhost:10071\n", {}, ":2: metrics-listen 'localhost:10071' is not IP:PORT"},
       {"metrics-listen = /run/metrics.sock\n", {}, ":1: metrics-listen '/run/metrics.sock' is not IP:PORT"},
       {"", {"--metrics-listen", "10071"}, "--metrics-listen: metrics-listen '10071' is not IP:PORT"},
+      {"metrics-token-file = token\n", {}, ":1: metrics-token-file 'token' is not an absolute path"},
       {"[pool site]\npin = true\n", {}, "[pool site] is not a unit name"},
       {"", {"--idle-timeout", "0"}, "--idle-timeout: idle-timeout must be at least 1s"},
       {"", {"--max-stops-per-second", "x"}, "the argument ('x') for option '--max-stops-per-second' is invalid"},

@@ -8,13 +8,16 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <string>
 
+#include "idlepool/sys/sock_diag.h"
 #include "idlepool/wire/http.h"
 
 namespace idlepool::daemon {
@@ -193,6 +196,55 @@ TEST(StreamServer, OneUserCannotHoldEverySlot) {
   EXPECT_EQ(*got, "") << "the oldest was closed without a reply";
   ASSERT_EQ(::send(mine[4].get(), "q\n", 2, MSG_NOSIGNAL), 2);
   EXPECT_EQ(f.read_to_end(mine[4].get()).value_or("?"), "x\n") << "the newest is served";
+}
+
+// Over loopback TCP the peer's uid comes from sock_diag (the client's socket is on this host): a local user who opens
+// many connections loses their own oldest, never someone else's.
+TEST(StreamServer, LocalTcpPeersAreKnownByTheirUid) {
+  StreamServer::Limits limits;
+  limits.max_per_user = 2;
+  limits.identify = [](int fd) {
+    Peer p;
+    p.uid = sys::local_tcp_peer_uid(fd);
+    return p;
+  };
+  std::optional<uint32_t> seen;
+  Fixture f(limits, [&](std::string_view in, const Peer& p) -> std::optional<std::string> {
+    seen = p.uid;
+    return in.find('\n') == std::string_view::npos ? std::nullopt : std::optional<std::string>("x\n");
+  });
+  auto mine = f.connect();
+  f.pump();
+  ASSERT_EQ(::send(mine.get(), "q\n", 2, MSG_NOSIGNAL), 2);
+  EXPECT_EQ(f.read_to_end(mine.get()).value_or("?"), "x\n");
+  ASSERT_TRUE(seen.has_value()) << "the local peer's uid was not found";
+  EXPECT_EQ(*seen, ::getuid());
+  if (::getuid() != 0) GTEST_SKIP() << "another user's connections need root to make";
+  mine.reset();
+  f.pump();
+  // nobody opens three; root's stays.
+  auto root_conn = f.connect();
+  f.pump();
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  pid_t child = fork();
+  if (child == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(1);
+    std::vector<sys::UniqueFd> held;
+    for (int i = 0; i < 3; ++i) held.push_back(f.connect());
+    (void)!::write(ready[1], "k", 1);
+    pause();
+    _exit(0);
+  }
+  char k;
+  ASSERT_EQ(::read(ready[0], &k, 1), 1);
+  for (int i = 0; i < 10 && f.server->clients() < 3; ++i) f.pump(50);
+  f.pump(50);
+  EXPECT_EQ(f.server->clients(), 3u) << "root's one and nobody's newest two";
+  ASSERT_EQ(::send(root_conn.get(), "q\n", 2, MSG_NOSIGNAL), 2);
+  EXPECT_EQ(f.read_to_end(root_conn.get()).value_or("?"), "x\n") << "root's connection was kept";
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
 }
 
 TEST(StreamServer, UnixClientsComeWithTheirCredentials) {

@@ -44,6 +44,8 @@ struct DaemonConfig {
   std::string control_group;
   // Prometheus metrics: host:port, or "off". 9100-9999 are all allocated in Prometheus' port list; 10071 is not.
   std::string metrics_listen = "127.0.0.1:10071";
+  // A file holding the bearer token scrapes must carry (root's, not world-readable); empty: none asked for.
+  std::string metrics_token_file;
 
   // Stop pools even when their stop may cut requests in flight (php-fpm stopped with SIGTERM, or with
   // process_control_timeout = 0): never by default.

@@ -24,6 +24,9 @@ class SockDiag {
   Result<std::vector<wire::InetSocketInfo>> dump_tcp(uint8_t family, uint32_t state_mask);
   // Unix sockets in any state of `state_mask`, with names and queue lengths.
   Result<std::vector<wire::UnixSocketInfo>> dump_unix(uint32_t state_mask);
+  // The TCP socket whose local end is `local` and remote end `remote` (each with its port), if this network namespace
+  // has it.
+  Result<wire::InetSocketInfo> lookup_tcp(const wire::InetSocketInfo& id);
 
  private:
   explicit SockDiag(UniqueFd fd) : fd_(std::move(fd)) {}
@@ -32,6 +35,10 @@ class SockDiag {
   UniqueFd fd_;
   uint32_t seq_ = 0;
 };
+
+// Who is at the other end of the accepted TCP connection `fd`, when that end is a socket of this host (a local
+// process connecting over loopback): the uid that created it. Nothing for a remote peer.
+std::optional<uint32_t> local_tcp_peer_uid(int fd);
 
 // Inode of this process's network namespace (what the kernel calls net->ns.inum).
 Result<uint32_t> current_netns_inode();

@@ -66,6 +66,8 @@ struct DiagBatch {
 
 // A dump of TCP sockets of `family` in any of `state_mask` (bit 1 << state).
 std::vector<uint8_t> build_inet_dump_request(uint8_t family, uint32_t state_mask, uint32_t seq);
+// The one TCP socket with the local and remote address and port of `id` (family included): not a dump, a lookup.
+std::vector<uint8_t> build_inet_lookup_request(const InetSocketInfo& id, uint32_t seq);
 // A dump of unix sockets in any of `state_mask`, with their names, queue lengths, peers, queued peers, bound files
 // and owners.
 std::vector<uint8_t> build_unix_dump_request(uint32_t state_mask, uint32_t seq);
