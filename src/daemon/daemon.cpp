@@ -75,8 +75,9 @@ Result<std::optional<std::string>> read_metrics_token(const std::string& path, s
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return Error::from_errno("metrics-token-file " + path, errno);
   if (st.st_uid != 0 || (st.st_mode & (S_IROTH | S_IWOTH | S_IWGRP)) != 0)
-    return Error{"metrics-token-file " + path + " must be root's and neither readable nor writable by others, nor "
-                 "writable by its group (e.g. root:prometheus 0640)",
+    return Error{"metrics-token-file " + path +
+                     " must be root's and neither readable nor writable by others, nor "
+                     "writable by its group (e.g. root:prometheus 0640)",
                  EPERM};
   auto text = files.read(path);
   if (!text) return text.error();
