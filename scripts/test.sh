@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine, as root: installs what it needs, builds, and runs every test:
-#   unit tests, kernel tests on this host's kernel (probe, process connector), php-fpm integration, the fuzzers for a
-#   bounded time, the kernel matrix (the probe's tests inside QEMU guests with Debian 12's and 13's stock kernels),
+#   unit tests, kernel tests on this host's kernel (probe, process connector), php-fpm integration, the hardening of
+#   the binaries; the same tests once more built with ASan and UBSan, and the fuzzers for a bounded time; the kernel
+#   matrix (the probe's tests inside QEMU guests with Debian 12's and 13's stock kernels),
 #   and the end-to-end tests of idlepoold against a real systemd (a QEMU guest with systemd as PID 1).
 # Nothing here skips: a test that cannot run fails the suite.
 set -euo pipefail
@@ -13,7 +14,7 @@ if [[ $EUID -ne 0 ]]; then
   exit 1
 fi
 build=${IDLEPOOL_BUILD_DIR:-$top/build}
-fuzz_build=${IDLEPOOL_FUZZ_BUILD_DIR:-$top/build-fuzz}
+san_build=${IDLEPOOL_SAN_BUILD_DIR:-$top/build-san}
 jobs=$(nproc)
 
 step() { printf '\n==== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
@@ -33,13 +34,14 @@ cmake --build "$build" -j "$jobs"
 step "clang-tidy (the daemon, idlepoolctl, idlepool-probe)"
 scripts/check-tidy.sh "$build"
 
-step "fuzzers (clang, libFuzzer + ASan)"
-CC=clang CXX=clang++ cmake -S . -B "$fuzz_build" -G Ninja -DIDLEPOOL_FUZZ_ONLY=ON >/dev/null
-cmake --build "$fuzz_build" -j "$jobs"
-
-step "unit, kernel and fuzz tests"
+step "unit, kernel, integration and hardening tests"
 ctest --test-dir "$build" --output-on-failure
-ctest --test-dir "$fuzz_build" --output-on-failure
+
+step "the same under ASan and UBSan (clang), and the fuzzers"
+CC=clang CXX=clang++ cmake -S . -B "$san_build" -G Ninja -DIDLEPOOL_SANITIZE=ON >/dev/null
+cmake --build "$san_build" -j "$jobs"
+ctest --test-dir "$san_build" --output-on-failure -E '^fuzz_'
+ctest --test-dir "$san_build" --output-on-failure -R '^fuzz_' -j "$jobs"
 
 step "kernel matrix (QEMU: Debian 12 6.1, Debian 13 6.12)"
 tests/qemu/run-kernel-matrix.sh "$build"

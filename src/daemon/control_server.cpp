@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "idlepool/sys/files.h"
+
 namespace idlepool::daemon {
 
 Result<std::unique_ptr<ControlServer>> ControlServer::open(const std::string& path, std::optional<gid_t> group,
@@ -24,8 +26,8 @@ Result<std::unique_ptr<ControlServer>> ControlServer::open(const std::string& pa
   ::umask(old);
   if (r != 0) return Error::from_errno("cannot bind the control socket " + path, errno);
   if (group) {
-    if (::chown(path.c_str(), 0, *group) != 0 || ::chmod(path.c_str(), 0660) != 0)
-      return Error::from_errno("cannot give the control socket " + path + " to its group", errno);
+    // An ACL entry rather than a chown: the file's owner may set it, so idlepoold needs no CAP_CHOWN.
+    if (auto granted = sys::grant_group_rw(path, *group); !granted) return granted.error();
   }
   if (::listen(fd.get(), 16) != 0) return Error::from_errno("cannot listen on " + path, errno);
   StreamServer::Limits limits;

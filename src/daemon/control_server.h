@@ -20,7 +20,7 @@ namespace idlepool::daemon {
 class ControlServer {
  public:
   using Handler = std::function<wire::ControlResponse(const wire::ControlRequest&, const Peer&)>;
-  // Binds `path` (root only, or root and `group`, mode 0660) and serves it from `loop`.
+  // Binds `path` (mode 0600: root only; with `group`, an ACL lets that group in too) and serves it from `loop`.
   static Result<std::unique_ptr<ControlServer>> open(const std::string& path, std::optional<gid_t> group,
                                                      EventLoop& loop, Handler handler);
   ~ControlServer();

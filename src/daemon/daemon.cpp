@@ -179,6 +179,7 @@ class Daemon::Impl {
     auto w = watcher->stats();
     d.processes = {w.connector.events, w.connector.lost, w.connector.overruns, w.resyncs, w.connector.rejected};
     d.bus_errors = stats.bus_errors;
+    d.bus_signals_dropped = bus->dropped_signals();
     d.deferred_rate_limit = stats.deferred_rate_limit;
     d.deferred_in_flight = stats.deferred_in_flight;
     d.units_read = stats.units_read;

@@ -59,6 +59,11 @@ std::vector<MetricFamily> build(const status::Model& s) {
       .metric.push_back(value({}, static_cast<double>(d.processes.resyncs), MetricType::Counter));
   f.add("idlepool_bus_errors_total", "Failed calls to systemd", MetricType::Counter)
       .metric.push_back(value({}, static_cast<double>(d.bus_errors), MetricType::Counter));
+  f.add(
+       "idlepool_bus_signals_dropped_total",
+       "Signals dropped because they were not systemd's broadcasts (forged by a local user, or addressed to idlepoold)",
+       MetricType::Counter)
+      .metric.push_back(value({}, static_cast<double>(d.bus_signals_dropped), MetricType::Counter));
   auto& deferred =
       f.add("idlepool_decisions_deferred_total", "Stops that were due and waited, by why", MetricType::Counter);
   for (auto [why, n] : {std::pair{"rate-limit", d.deferred_rate_limit}, std::pair{"in-flight", d.deferred_in_flight}})

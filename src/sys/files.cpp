@@ -2,11 +2,16 @@
 
 #include <fcntl.h>
 #include <glob.h>
+#include <linux/posix_acl.h>
+#include <linux/posix_acl_xattr.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "idlepool/sys/unique_fd.h"
@@ -68,6 +73,29 @@ std::string BoundedFiles::canonical(const std::string& path) {
   auto dir = std::filesystem::canonical(p.parent_path(), ec);
   if (ec) return {};
   return (dir / p.filename()).string();
+}
+
+Result<void> grant_group_rw(const std::string& path, gid_t group) {
+  // The xattr form of an access ACL (little-endian, as on every architecture we build for): entries sorted by tag.
+  constexpr uint16_t kRw = 4 | 2;
+  constexpr uint32_t kNoId = static_cast<uint32_t>(ACL_UNDEFINED_ID);
+  const std::array<posix_acl_xattr_entry, 4> entries{{
+      {ACL_USER_OBJ, kRw, kNoId},
+      {ACL_GROUP_OBJ, 0, kNoId},
+      {ACL_GROUP, kRw, static_cast<uint32_t>(group)},
+      {ACL_MASK, kRw, kNoId},
+  }};
+  const posix_acl_xattr_entry other{ACL_OTHER, 0, kNoId};
+  std::string value(sizeof(posix_acl_xattr_header), '\0');
+  posix_acl_xattr_header header{POSIX_ACL_XATTR_VERSION};
+  std::memcpy(value.data(), &header, sizeof(header));
+  for (const auto& e : entries) value.append(reinterpret_cast<const char*>(&e), sizeof(e));
+  value.append(reinterpret_cast<const char*>(&other), sizeof(other));
+  if (::lsetxattr(path.c_str(), "system.posix_acl_access", value.data(), value.size(), 0) != 0)
+    return Error::from_errno("cannot let group " + std::to_string(group) + " use " + path +
+                                 (errno == EOPNOTSUPP ? " (its filesystem has no POSIX ACLs)" : ""),
+                             errno);
+  return {};
 }
 
 }  // namespace idlepool::sys

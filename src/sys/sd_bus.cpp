@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
@@ -136,8 +137,13 @@ int service_property(const std::string& p, const std::string& sig, sd_bus_messag
   auto usec = [&](MonoTime& out, bool infinity_is_zero) {
     uint64_t v = 0;
     int rr = sd_bus_message_read(m, "t", &v);
-    out = std::chrono::microseconds(infinity_is_zero && v == UINT64_MAX ? 0 : v);
-    return rr < 0 ? rr : 1;
+    if (rr < 0) return rr;
+    if (infinity_is_zero && v == UINT64_MAX) v = 0;
+    // Beyond what nanoseconds hold (292 years of uptime) is no time PID 1 sends (found by fuzz_unit_signals).
+    constexpr uint64_t kMaxUsec = static_cast<uint64_t>(std::numeric_limits<int64_t>::max() / 1000);
+    if (v > kMaxUsec) return -ERANGE;
+    out = std::chrono::microseconds(static_cast<int64_t>(v));
+    return 1;
   };
   if (p == "LoadState") return read_string(m, sig, u.load_state);
   if (p == "ActiveState") return read_string(m, sig, u.active_state);

@@ -39,7 +39,8 @@ Result<std::string> find_cgroup2_mount(std::string_view mountinfo) {
     if (fstype != "cgroup2") continue;
     std::istringstream before{std::string(line.substr(0, dash))};
     std::string id, parent, dev, root, mountpoint;
-    if (before >> id >> parent >> dev >> root >> mountpoint) return unescape(mountpoint);
+    // A mount point is absolute; anything else is not a mountinfo line.
+    if (before >> id >> parent >> dev >> root >> mountpoint && mountpoint[0] == '/') return unescape(mountpoint);
   }
   return Error{"no cgroup2 filesystem is mounted (cgroup v2 is required; see /proc/self/mountinfo)", ENOENT};
 }

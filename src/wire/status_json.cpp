@@ -337,6 +337,7 @@ json status_to_json(const status::Model& m) {
       {"daemon",
        {{"version", d.version},
         {"bus_errors", d.bus_errors},
+        {"bus_signals_dropped", d.bus_signals_dropped},
         {"deferred_rate_limit", d.deferred_rate_limit},
         {"deferred_in_flight", d.deferred_in_flight},
         {"units_read", d.units_read},
@@ -379,6 +380,7 @@ Result<status::Model> status_from_json(const json& j) {
     auto& x = m.daemon;
     d.str("version", x.version);
     d.unsigned_number("bus_errors", x.bus_errors);
+    d.unsigned_number("bus_signals_dropped", x.bus_signals_dropped);
     d.unsigned_number("deferred_rate_limit", x.deferred_rate_limit);
     d.unsigned_number("deferred_in_flight", x.deferred_in_flight);
     d.unsigned_number("units_read", x.units_read);

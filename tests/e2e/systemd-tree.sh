@@ -176,8 +176,9 @@ PHP
 cat >"$tree/srv/idlepool/slow.php" <<'PHP'
 <?php $s = (int)($_GET["s"] ?? 10); sleep($s); echo "slept $s\n";
 PHP
-cp "$here/guest/scenarios.sh" "$here/guest/acceptance.sh" "$here/guest/check_status.py" "$here/guest/control_garbage.py" \
-  "$tree/usr/local/lib/idlepool-e2e/"
+cp "$here/guest/scenarios.sh" "$here/guest/acceptance.sh" "$here/guest/hostile.sh" "$here/guest/check_status.py" \
+  "$here/guest/control_garbage.py" "$tree/usr/local/lib/idlepool-e2e/"
+install -m 0755 "$build/tests/ack_flood" "$tree/usr/local/lib/idlepool-e2e/ack_flood"
 chmod +x "$tree/usr/local/lib/idlepool-e2e/"*
 
 }

@@ -19,6 +19,8 @@ TEST(Procfs, FindsTheCgroup2MountOnHybridAndUnifiedHosts) {
       "rw,nsdelegate,memory_recursiveprot\n";
   EXPECT_EQ(*find_cgroup2_mount(unified), "/sys/fs/cgroup");
   EXPECT_EQ(*find_cgroup2_mount("1 0 0:1 / /odd\\040dir rw - cgroup2 none rw\n"), "/odd dir");
+  // Found by fuzz_procfs: a line with a field missing took the options for the mount point.
+  EXPECT_FALSE(find_cgroup2_mount("41 0:38 / /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw\n").ok());
   auto none = find_cgroup2_mount("31 30 0:27 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n");
   ASSERT_FALSE(none.ok());
   EXPECT_NE(none.error().message.find("no cgroup2 filesystem is mounted"), std::string::npos);

@@ -111,6 +111,15 @@ TEST_F(SignalTest, GarbageIsReadNotGuessed) {
   EXPECT_FALSE(wrong_type->active_state);
   sd_bus_message_unref(m_);
   m_ = nullptr;
+  // A timestamp no nanosecond clock holds (found by fuzz_unit_signals: it overflowed converting to nanoseconds).
+  auto far = parse_unit_changes(signal([](sd_bus_message* m) {
+    sd_bus_message_append(m, "s", "org.freedesktop.systemd1.Unit");
+    sd_bus_message_append(m, "a{sv}", 1, "ActiveEnterTimestampMonotonic", "t", uint64_t{1} << 62);
+    sd_bus_message_append(m, "as", 0);
+  }));
+  EXPECT_FALSE(far) << "unparsable: the caller reads the unit";
+  sd_bus_message_unref(m_);
+  m_ = nullptr;
   // Not a PropertiesChanged body at all.
   auto not_a_signal = parse_unit_changes(signal([](sd_bus_message* m) { sd_bus_message_append(m, "ui", 1u, -1); }));
   EXPECT_FALSE(not_a_signal) << "unparsable: the caller reads the unit";

@@ -109,7 +109,7 @@ std::vector<uint8_t> message(uint16_t type, const std::vector<uint8_t>& payload,
   h.nlmsg_seq = seq;
   std::vector<uint8_t> out(NLMSG_SPACE(payload.size()), 0);
   std::memcpy(out.data(), &h, sizeof(h));
-  std::memcpy(out.data() + NLMSG_HDRLEN, payload.data(), payload.size());
+  if (!payload.empty()) std::memcpy(out.data() + NLMSG_HDRLEN, payload.data(), payload.size());
   return out;
 }
 

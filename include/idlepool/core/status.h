@@ -107,6 +107,7 @@ struct Daemon {
   Probe probe;
   ProcessConnector processes;
   uint64_t bus_errors = 0;
+  uint64_t bus_signals_dropped = 0;  // signals that were not PID 1's broadcasts (forged, or addressed to us)
   uint64_t deferred_rate_limit = 0;  // stops that were due and waited for the stop rate limit
   uint64_t deferred_in_flight = 0;   // ... for work in flight
   uint64_t units_read = 0;           // service units read from systemd

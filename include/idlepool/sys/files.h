@@ -4,6 +4,8 @@
 // only (a FIFO would hang the daemon, /dev/zero would exhaust it) of at most a megabyte, and says why it refuses.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
@@ -32,5 +34,10 @@ class BoundedFiles final : public FileReader {
   Result<std::vector<std::string>> glob(const std::string& pattern) override;
   std::string canonical(const std::string& path) override;
 };
+
+// Lets `group` read and write `path` through a POSIX access ACL (owner rw, named group rw, nobody else), as
+// `setfacl -m g:GROUP:rw` would. The owner of a file may set its ACL, so root needs no CAP_CHOWN to share its control
+// socket with a group. Fails with EOPNOTSUPP where the filesystem has no ACLs.
+Result<void> grant_group_rw(const std::string& path, gid_t group);
 
 }  // namespace idlepool::sys

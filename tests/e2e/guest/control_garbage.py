@@ -2,6 +2,7 @@
 """Sends garbage to idlepoold's control socket and its metrics endpoint: each must get an error reply or a closed
 connection, and both must serve a good request after it all."""
 import json
+import select
 import socket
 import time
 
@@ -71,21 +72,27 @@ r, _ = http(b"GET /metrics HTTP/1.1\r\nX-Junk: " + b"a" * 10000)
 checks.append(("metrics: 10 KB head", status(r) == "HTTP/1.1 431 Request Header Fields Too Large", status(r)))
 r, t = http(b"GET /metrics HTTP/1.1\r\n")
 checks.append((f"metrics: half-sent, closed after {t:.1f}s", r == "" and 4 <= t <= 8, repr(r[:40])))
-# More clients than it serves at once (64): the rest are closed on accept, and it serves again once they are gone.
+# More idle clients from one user than it keeps for one user (8): each new one closes that user's oldest, so the
+# newest 8 stay open and the other 72 are closed; nobody can hold the endpoint. Then it serves again.
 idle = []
 for _ in range(80):
     c = socket.create_connection(METRICS)
-    c.settimeout(2)
     idle.append(c)
-closed_at_once = 0
-for c in idle[64:]:
-    try:
-        closed_at_once += c.recv(1) == b""
-    except (socket.timeout, ConnectionResetError):
-        pass
+closed = set()
+deadline = time.monotonic() + 10
+while len(closed) < 72 and time.monotonic() < deadline:
+    readable, _, _ = select.select([c for c in idle if c not in closed], [], [], 0.5)
+    for c in readable:
+        try:
+            if c.recv(1) == b"":
+                closed.add(c)
+        except ConnectionResetError:
+            closed.add(c)
+kept = [i for i, c in enumerate(idle) if c not in closed]
 for c in idle:
     c.close()
-checks.append(("metrics: 80 idle clients at once", closed_at_once == 16, f"{closed_at_once} of the 16 beyond 64 closed at once"))
+checks.append(("metrics: 80 idle clients of one user", len(closed) == 72 and kept == list(range(72, 80)),
+               f"{len(closed)} closed, kept {kept}"))
 time.sleep(0.5)
 r, _ = http(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
 checks.append(("metrics: a good scrape after all that", status(r) == "HTTP/1.1 200 OK" and "idlepool_build_info" in r, status(r)))

@@ -360,6 +360,8 @@ systemctl restart idlepoold
 
 # The original setup made safe: nginx in front, acceptance tests (tests/e2e/guest/acceptance.sh).
 . "$lib/acceptance.sh"
+# Hostile tenants against the real daemon (tests/e2e/guest/hostile.sh).
+. "$lib/hostile.sh"
 
 ((failures == 0)) || dump
 echo "IDLEPOOL-E2E: $failures failed"
