@@ -5,12 +5,14 @@ set -euo pipefail
 
 packages=(
   # build
-  build-essential cmake pkg-config clang llvm lld
+  build-essential cmake ninja-build pkg-config clang llvm lld
   libbpf-dev bpftool libelf-dev zlib1g-dev
   libnl-3-dev libnl-genl-3-dev
   libboost-program-options-dev libspdlog-dev libfmt-dev
   libsystemd-dev prometheus-cpp-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
+  # the Debian package and its man pages
+  debhelper dpkg-dev fakeroot lintian help2man
   # fuzzing
   libfuzzer-14-dev libclang-rt-14-dev
   # tests, demo, benchmarks

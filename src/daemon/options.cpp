@@ -21,9 +21,10 @@ po::options_description settings() {
       "min-uptime", po::value<std::string>(), "never stop a pool that has been up less than this (30s)")(
       "stall-timeout", po::value<std::string>(),
       "connections queued this long with none accepted and no worker: "
-      "nudge php-fpm ondemand pools, report others (5s; 0: off)")("unit-pattern", po::value<std::vector<std::string>>(),
-                                                                  "manage services matching this glob (repeatable; "
-                                                                  "default php*-fpm@*.service and php*-fpm.service)")(
+      "nudge php-fpm ondemand pools, report others (5s; 0: off)")(
+      "unit-pattern", po::value<std::vector<std::string>>(),
+      "manage services matching this glob (repeatable; "
+      "default idlepool-php*-fpm@*.service, php*-fpm@*.service and php*-fpm.service)")(
       "unit", po::value<std::vector<std::string>>(), "manage this service (repeatable)")(
       "pin", po::value<std::vector<std::string>>(), "never stop this service (repeatable)")(
       "stop-method", po::value<std::string>(), "bus (StopUnit over D-Bus) or systemctl (systemctl stop --no-block)")(
@@ -113,11 +114,16 @@ Result<Invocation> parse_invocation(const std::vector<std::string>& args) {
   general.add_options()("help,h", "show this help and exit")("version", "show the version and exit")(
       "config", po::value<std::string>(), "configuration file (default /etc/idlepool/idlepool.conf)")(
       "check-config", "check the configuration and exit (0 if valid)");
+  // Not in --help: the settings one per line (NAME, TAB, ARGUMENT, TAB, DESCRIPTION), from which the man page
+  // idlepool.conf(5) is generated, so that it says what --help says.
+  po::options_description hidden;
+  hidden.add_options()("help-settings", "");
   po::options_description all;
   all.add(general).add(settings());
   std::ostringstream usage;
   usage << kUsage << "\n" << all;
   inv.usage = usage.str();
+  all.add(hidden);
 
   po::variables_map vm;
   try {
@@ -125,6 +131,16 @@ Result<Invocation> parse_invocation(const std::vector<std::string>& args) {
     po::store(po::command_line_parser(rest).options(all).run(), vm);
   } catch (const po::error& e) {
     return Error{std::string(e.what()), EINVAL};
+  }
+  if (vm.count("help-settings")) {
+    std::ostringstream table;
+    const po::options_description described = settings();
+    for (const auto& o : described.options())
+      table << o->long_name() << "\t" << o->format_parameter() << "\t" << o->description() << "\n";
+    inv.settings_table = table.str();
+    inv.help = true;
+    inv.usage = inv.settings_table;
+    return inv;
   }
   inv.help = vm.count("help") > 0;
   inv.version = vm.count("version") > 0;

@@ -19,7 +19,8 @@ struct Invocation {
   bool check_config = false;
   bool help = false;
   bool version = false;
-  std::string usage;
+  std::string usage;           // --help's text (--help-settings: the settings table)
+  std::string settings_table;  // --help-settings: NAME<TAB>ARGUMENT<TAB>DESCRIPTION per setting
 };
 
 // Parses argv and the configuration file it names (or the default one, which may be absent).

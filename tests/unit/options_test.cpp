@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <sstream>
 
 namespace idlepool::daemon {
 namespace {
@@ -35,6 +36,31 @@ TEST(Options, TheShippedExampleIsValid) {
   EXPECT_EQ(c.policy_for("php-fpm@shop.service").idle_timeout, 1800s);
   EXPECT_TRUE(c.policy_for("php-fpm@admin.service").pinned);
   EXPECT_EQ(c.stop_method, StopMethod::kBus);
+}
+
+// The packaged /etc/idlepool/idlepool.conf: every line commented, so it means the defaults, and it shows every
+// setting idlepoold has (the same table --help-settings prints and idlepool.conf(5) is made from).
+TEST(Options, ThePackagedConfigurationIsTheDefaultsAndShowsEverySetting) {
+  std::string path = std::string(IDLEPOOL_SOURCE_DIR) + "/dist/idlepool/idlepool.conf";
+  auto inv = parse({"--config", path});
+  ASSERT_TRUE(inv.ok()) << inv.error().message;
+  auto defaults = parse({});
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(inv->config.defaults.idle_timeout, defaults->config.defaults.idle_timeout);
+  EXPECT_EQ(inv->config.unit_patterns,
+            (std::vector<std::string>{"idlepool-php*-fpm@*.service", "php*-fpm@*.service", "php*-fpm.service"}));
+  auto table = parse({"--help-settings"});
+  ASSERT_TRUE(table.ok());
+  ASSERT_FALSE(table->settings_table.empty());
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::istringstream rows(table->settings_table);
+  std::string row;
+  while (std::getline(rows, row)) {
+    std::string name = row.substr(0, row.find('\t'));
+    if (name == "unit" || name == "pin") continue;  // shown as examples of a per-pool section
+    EXPECT_NE(text.find("#" + name + " ="), std::string::npos) << name << " is not shown in " << path;
+  }
 }
 
 TEST(Options, TheCommandLineWinsOverTheFile) {

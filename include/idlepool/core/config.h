@@ -28,7 +28,7 @@ enum class StopMethod { kBus, kSystemctl };
 struct DaemonConfig {
   PoolPolicy defaults;
   // Units to manage: glob patterns (systemd's ListUnitsByPatterns) and explicit names.
-  std::vector<std::string> unit_patterns{"php*-fpm@*.service", "php*-fpm.service"};
+  std::vector<std::string> unit_patterns{"idlepool-php*-fpm@*.service", "php*-fpm@*.service", "php*-fpm.service"};
   std::vector<std::string> units;
   std::map<std::string, PoolOverrides> pools;
   StopMethod stop_method = StopMethod::kBus;
