@@ -13,7 +13,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 build=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
-timeout_s=${IDLEPOOL_E2E_TIMEOUT:-900}
+# A hang guard, not a speed check: alone a run takes ~6 min here, beside another emulated guest up to ~15.
+timeout_s=${IDLEPOOL_E2E_TIMEOUT:-1500}
 # shellcheck source=systemd-guest-lib.sh
 . "$here/systemd-guest-lib.sh"
 

@@ -334,7 +334,7 @@ disc_units=${IDLEPOOL_E2E_DISCOVER_UNITS:-120}
 systemctl start $(for ((i = 1; i <= disc_units; i++)); do echo "disc@$i.socket"; done)
 sed -i '1i unit-pattern = disc@*.service' /etc/idlepool/idlepool.conf  # global settings come before any [pool]
 systemctl restart --no-block idlepoold
-answered=0 slowest=0 slowest_list=0 seen_discovering=0 d=0 done_n=0 total_n=0
+answered=0 slowest=0 slowest_list=0 seen_discovering=0 d=0 done_n=0 total_n=0 first_done=-1
 deadline=$((SECONDS + 120))
 while ((SECONDS < deadline)); do
   t=$(now)
@@ -344,6 +344,7 @@ while ((SECONDS < deadline)); do
   ((d == 1 && n_total > 0)) || { ((seen_discovering > 0)) && break; sleep 0.1; continue; }
   seen_discovering=$((seen_discovering + 1))
   done_n=$n_done total_n=$n_total
+  ((first_done < 0)) && first_done=$n_done
   t=$(now)
   "$CTL" list >/dev/null
   slowest_list=$(awk -v a="$slowest_list" -v b="$(since "$t")" 'BEGIN { print (b > a ? b : a) }')
@@ -351,8 +352,11 @@ while ((SECONDS < deadline)); do
   slowest=$(awk -v a="$slowest" -v b="$took" 'BEGIN { print (b > a ? b : a) }')
   sleep 0.3
 done
-check "answers-while-discovering" "$answered status answers during a discovery of $disc_units units ($done_n of $total_n read at the last); slowest ${slowest}s (list ${slowest_list}s; idlepoolctl's own start is ~0.3 s here)" \
-  bash -c "(( $answered >= 2 )) && awk -v s='$slowest' -v l='$slowest_list' 'BEGIN { exit !(s < 1.0 && l < 1.0) }'"
+# What is asserted does not depend on the machine's speed: idlepoolctl is answered while discovery is under way (the
+# daemon says so in each answer), more than once; a loop that waited for systemd would answer only after it. The
+# times are printed (a loaded 2-core host running two emulated guests took 1.5 s); bench/ measures them.
+check "answers-while-discovering" "$answered status answers during a discovery of $disc_units units (read: $first_done at the first, $done_n of $total_n at the last); slowest ${slowest}s (list ${slowest_list}s; idlepoolctl's own start is ~0.3 s here)" \
+  bash -c "(( $answered >= 2 ))"
 sed -i '/^unit-pattern = disc@\*.service$/d' /etc/idlepool/idlepool.conf
 systemctl stop $(for ((i = 1; i <= disc_units; i++)); do echo "disc@$i.socket"; done)
 systemctl restart idlepoold
