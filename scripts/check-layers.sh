@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks that includes only run from a higher layer to a lower one:
-#   core (nothing) <- wire <- sys <- kinds <- daemon;  metrics, ctl <- core, wire;  tools, bench, tests: anything.
+#   core (nothing) <- wire <- sys <- kinds <- daemon;  metrics <- core, wire;  adopt <- core, wire, sys (files only);
+#   ctl <- core, wire, adopt;  tools, bench, tests: anything.
 # A file's layer is its folder (src/LAYER, include/idlepool/LAYER). Exits 1 naming every include that runs upwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,8 @@ declare -A allowed=(
   [sys]="core wire sys"
   [kinds]="core wire sys kinds"
   [metrics]="core wire metrics"
-  [ctl]="core wire ctl"
+  [adopt]="core wire sys adopt"
+  [ctl]="core wire adopt ctl"
 )
 bad=0
 while read -r file; do
@@ -21,6 +23,8 @@ while read -r file; do
     # The generic bits every layer may use: Result, the version, the RAII fd.
     [[ $inc == result.h || $inc == version.h || $inc == sys/unique_fd.h ]] && continue
     [[ $inc == probe_abi.h && $layer == sys ]] && continue  # the kernel/user ABI: the loader's alone
+    # adopt links the bounded file reader only (idlepool_files), never the kernel or systemd adapters.
+    [[ $layer == adopt && $target == sys && $inc != sys/files.h ]] && { echo "check-layers: $file includes idlepool/$inc (adopt may use sys/files.h only)" >&2; bad=1; continue; }
     if [[ " ${allowed[$layer]} " != *" $target "* ]]; then
       echo "check-layers: $file ($layer) includes idlepool/$inc ($target)" >&2
       bad=1

@@ -49,4 +49,8 @@ tests/qemu/run-kernel-matrix.sh "$build"
 step "systemd end to end (QEMU: Debian 12, systemd as PID 1, idlepoold over real php-fpm pools)"
 tests/e2e/run-systemd-e2e.sh "$build"
 
+step "the Debian package (dpkg-buildpackage, lintian) and a real server's adoption (QEMU: Debian's php8.2-fpm, nginx)"
+deb=$(scripts/build-deb.sh "$build/deb" | tail -n 1)
+tests/e2e/run-adopt-e2e.sh "$deb"
+
 step "all tests passed"

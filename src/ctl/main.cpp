@@ -3,6 +3,7 @@
 //   list               pool names                      check         stop safety of every pool (exit 1 if unsafe)
 //   pin POOL / unpin POOL   never / again stop it      stop POOL     stop it now if that is safe
 //   reload             reload idlepoold's configuration
+//   adopt [POOL...]    move the shared php-fpm masters' pools to socket activation (a plan; --apply, --undo)
 // Exit codes (as systemctl): 0 ok, 1 failure, 3 idlepoold not running, 4 unknown pool; 2 bad command line.
 #include <poll.h>
 #include <sys/socket.h>
@@ -18,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "adopt.h"
 #include "idlepool/sys/unique_fd.h"
 #include "idlepool/version.h"
 #include "idlepool/wire/control_protocol.h"
@@ -47,6 +49,10 @@ constexpr VerbSpec kVerbs[] = {
     {"check", Verb::kCheck, false, "audit every pool's stop safety; exit 1 if any is unsafe"},
     {"reload", Verb::kReload, false, "reload idlepoold's configuration"},
 };
+// Not a question for idlepoold: works on this host's php-fpm configuration and systemd units.
+constexpr const char* kAdoptHelp =
+    "show how this host's php-fpm pools (every /etc/php/*/fpm/php-fpm.conf) would each move to a socket-activated "
+    "master idlepoold can stop, on their original addresses; --apply does it, --undo puts them back";
 
 std::string usage(const po::options_description& options) {
   std::ostringstream o;
@@ -54,6 +60,7 @@ std::string usage(const po::options_description& options) {
   for (const auto& v : kVerbs)
     o << "  " << v.name << (v.needs_pool ? " POOL" : "")
       << std::string(12 - std::strlen(v.name) - (v.needs_pool ? 5 : 0), ' ') << v.help << "\n";
+  o << "  adopt [POOL...]  " << kAdoptHelp << "\n";
   o << "\n" << options;
   return o.str();
 }
@@ -117,7 +124,10 @@ int main(int argc, char** argv) {
   po::options_description visible("Options");
   visible.add_options()("help,h", "show this help and exit")("version", "show the version and exit")(
       "json", po::value(&json_mode)->implicit_value("pretty"), "print JSON: pretty, short or off")(
-      "no-legend", "print no header and footer")("socket", po::value(&socket_path), "idlepoold's control socket");
+      "no-legend", "print no header and footer")("socket", po::value(&socket_path), "idlepoold's control socket")(
+      "apply", "adopt: carry the plan out")("undo", "adopt: put the adopted pools (all, or those named) back")(
+      "sync", po::value<std::string>()->value_name("VERSION"),
+      "adopt: keep adopted pools out of phpVERSION-fpm (run by that service before it starts or reloads)");
   po::options_description all;
   all.add(visible).add_options()("words", po::value(&words));
   po::positional_options_description positional;
@@ -143,6 +153,22 @@ int main(int argc, char** argv) {
     return kUsage;
   }
   std::string verb_name = words.empty() ? "status" : words[0];
+  if (verb_name == "adopt" || vm.count("sync")) {
+    idlepool::ctl::AdoptRequest adopt;
+    if (!words.empty()) adopt.pools.assign(words.begin() + 1, words.end());
+    adopt.apply = vm.count("apply") > 0;
+    adopt.undo = vm.count("undo") > 0;
+    if (vm.count("sync")) adopt.sync_version = vm["sync"].as<std::string>();
+    if (adopt.apply && adopt.undo) {
+      std::cerr << "idlepoolctl: adopt takes --apply or --undo, not both\n";
+      return kUsage;
+    }
+    return idlepool::ctl::run_adopt(adopt);
+  }
+  if (vm.count("apply") || vm.count("undo")) {
+    std::cerr << "idlepoolctl: --apply and --undo belong to adopt\n";
+    return kUsage;
+  }
   const VerbSpec* spec = nullptr;
   for (const auto& v : kVerbs)
     if (verb_name == v.name) spec = &v;
@@ -218,6 +244,7 @@ int main(int argc, char** argv) {
       auto audits = idlepool::wire::audits_from_json(result);
       if (!audits) return bad_answer(audits.error());
       std::cout << idlepool::ctl::render_check(*audits, options);
+      for (const auto& line : idlepool::ctl::unadopted_pools()) std::cout << line << "\n";
       for (const auto& a : *audits)
         if (!a.ok()) return kFailure;
       return kOk;

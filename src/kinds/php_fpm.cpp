@@ -104,23 +104,6 @@ FpmInvocation fpm_invocation(const std::vector<std::string>& argv) {
   return inv;
 }
 
-Result<wire::FpmConfig> read_fpm_config(sys::FileReader& files, const std::string& path, const std::string& prefix) {
-  auto text = files.read(path);
-  if (!text) return text.error();
-  wire::IncludeReader include = [&files](const std::string& pattern) -> Result<std::vector<wire::NamedText>> {
-    auto names = files.glob(pattern);
-    if (!names) return names.error();
-    std::vector<wire::NamedText> out;
-    for (const auto& n : *names) {
-      auto t = files.read(n);
-      if (!t) return t.error();
-      out.push_back({n, std::move(*t)});
-    }
-    return out;
-  };
-  return wire::parse_fpm_config(*text, path, include, prefix);
-}
-
 FpmListen parse_fpm_listen(const std::string& value) {
   if (value.empty()) return {std::nullopt, "listen is empty"};
   if (value.front() == '/') {
@@ -176,7 +159,7 @@ Verdict PhpFpmKind::assess(const AssessInput& in) const {
            "for its php-fpm binary)");
     return v;
   }
-  auto cfg = read_fpm_config(files_, inv.config, inv.prefix);
+  auto cfg = sys::read_fpm_config(files_, inv.config, inv.prefix);
   if (!cfg) {
     unsafe(v, "cannot read its php-fpm configuration: " + cfg.error().message);
     return v;

@@ -98,4 +98,21 @@ Result<void> grant_group_rw(const std::string& path, gid_t group) {
   return {};
 }
 
+Result<wire::FpmConfig> read_fpm_config(sys::FileReader& files, const std::string& path, const std::string& prefix) {
+  auto text = files.read(path);
+  if (!text) return text.error();
+  wire::IncludeReader include = [&files](const std::string& pattern) -> Result<std::vector<wire::NamedText>> {
+    auto names = files.glob(pattern);
+    if (!names) return names.error();
+    std::vector<wire::NamedText> out;
+    for (const auto& n : *names) {
+      auto t = files.read(n);
+      if (!t) return t.error();
+      out.push_back({n, std::move(*t)});
+    }
+    return out;
+  };
+  return wire::parse_fpm_config(*text, path, include, prefix);
+}
+
 }  // namespace idlepool::sys

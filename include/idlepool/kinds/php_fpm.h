@@ -26,9 +26,6 @@ struct FpmInvocation {
 };
 FpmInvocation fpm_invocation(const std::vector<std::string>& argv);
 
-// Reads `path` and everything it includes through `files`.
-Result<wire::FpmConfig> read_fpm_config(sys::FileReader& files, const std::string& path, const std::string& prefix);
-
 // What a pool's `listen` means: a TCP address, a unix path, or nothing php-fpm would accept.
 struct FpmListen {
   std::optional<SocketAddress> address;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "idlepool/result.h"
+#include "idlepool/wire/php_fpm_config.h"
 
 namespace idlepool::sys {
 
@@ -34,6 +35,10 @@ class BoundedFiles final : public FileReader {
   Result<std::vector<std::string>> glob(const std::string& pattern) override;
   std::string canonical(const std::string& path) override;
 };
+
+// A php-fpm configuration and everything it includes, read through `files` (bounded) as php-fpm reads it; `prefix`
+// is php-fpm's (relative include patterns are relative to it).
+Result<wire::FpmConfig> read_fpm_config(FileReader& files, const std::string& path, const std::string& prefix = "/usr");
 
 // Lets `group` read and write `path` through a POSIX access ACL (owner rw, named group rw, nobody else), as
 // `setfacl -m g:GROUP:rw` would. The owner of a file may set its ACL, so root needs no CAP_CHOWN to share its control
