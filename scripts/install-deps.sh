@@ -19,7 +19,7 @@ packages=(
   iproute2 procps psmisc util-linux kmod
   qemu-system-x86 busybox-static cpio
   php8.2-fpm php8.2-cli nginx libfcgi-bin wrk curl
-  prometheus
+  prometheus python3-yaml
 )
 
 missing=()

@@ -82,6 +82,9 @@ std::vector<MetricFamily> build(const status::Model& s) {
             "Request cycles on the pool's socket (absent where the probe tier cannot count them)", MetricType::Counter);
   auto& active = f.add("idlepool_pool_active_connections", "Accepted connections not yet closed", MetricType::Gauge);
   auto& backlog = f.add("idlepool_pool_backlog_connections", "Connections waiting to be accepted", MetricType::Gauge);
+  auto& listening =
+      f.add("idlepool_pool_socket_listening",
+            "1 if the pool's socket unit listens (0: failed or stopped, so the pool cannot wake)", MetricType::Gauge);
   auto& processes = f.add("idlepool_pool_processes", "Processes of the pool alive", MetricType::Gauge);
   auto& workers = f.add("idlepool_pool_workers", "Processes of the pool besides its main one", MetricType::Gauge);
   auto& idle =
@@ -111,6 +114,8 @@ std::vector<MetricFamily> build(const status::Model& s) {
     safe.metric.push_back(value(pool, p.can_wake && !p.unsafe ? 1 : 0, MetricType::Gauge));
     for (const auto& sock : p.sockets) {
       std::vector<ClientMetric::Label> labels{{"pool", p.unit}, {"socket", sock.address}};
+      listening.metric.push_back(value({{"pool", p.unit}, {"socket", sock.address}, {"unit", sock.unit}},
+                                       sock.listening ? 1 : 0, MetricType::Gauge));
       if (!sock.counters) continue;
       const auto& c = *sock.counters;
       accepts.metric.push_back(value(labels, static_cast<double>(c.accepts), MetricType::Counter));

@@ -3,7 +3,8 @@
 # shipped (its unit, php-fpm.conf and stock www pool) plus two site pools in pool.d (TCP 127.0.0.1:9301; unix
 # /run/php/site-unix.sock, www-data:www-data 0660), nginx in front with an ordinary site. In the guest
 # (tests/e2e/adopt/guest.sh): install the previous package and upgrade to this one, plan, apply under a client that
-# never stops, idle stops and wakes, a panel writing pool.d, package removal, undo under the client, purge.
+# never stops, idle stops and wakes, the monitoring mixin's every query through a real Prometheus scraping idlepoold,
+# a panel writing pool.d, package removal, undo under the client, purge.
 # The "previous build" is this package repacked with a lower version: the upgrade path of the maintainer scripts.
 #
 # Usage: tests/e2e/run-adopt-e2e.sh DEB   (scripts/build-deb.sh builds it)
@@ -21,7 +22,8 @@ work=$(mktemp -d /tmp/idlepool-adopt-e2e.XXXXXX)
 tree=$work/tree
 lib=$tree/usr/local/lib/idlepool-adopt
 mkdir -p "$lib" "$tree/etc/php/8.2/fpm/pool.d" "$tree/etc/nginx/conf.d" "$tree/srv/adopt"
-cp "$here/adopt/guest.sh" "$here/adopt/client.py" "$lib/"
+cp "$here/adopt/guest.sh" "$here/adopt/client.py" "$here/adopt/query_mixin.py" "$lib/"
+cp -r "$top/dist/monitoring" "$lib/monitoring"
 cp "$deb" "$lib/idlepool_new.deb"
 # The previous build: the same package, an older version.
 dpkg-deb -R "$deb" "$work/old"

@@ -44,7 +44,8 @@ status::Model populated() {
   q.unit = "php-fpm@b.service";
   q.active_state = "inactive";
   status::Socket qs;
-  qs.address = "127.0.0.1:8888";
+  qs.unit = "php-fpm@b.socket";
+  qs.address = "127.0.0.1:8888";  // not listening: its socket unit failed
   qs.counters = status::SocketCounters{2, std::nullopt, 0, 0};
   q.sockets.push_back(qs);
   q.decision = wait_because(Rule::kInFlight, s.now + 5s);  // planned stops only show while waiting for idleness
@@ -61,6 +62,12 @@ TEST(Metrics, FamiliesCarryTheModel) {
   EXPECT_EQ(text.find("idlepool_pool_requests_total{pool=\"php-fpm@b.service\""), std::string::npos)
       << "requests must be absent where they cannot be counted";
   EXPECT_TRUE(has("idlepool_pool_up{pool=\"php-fpm@a.service\"} 1"));
+  EXPECT_TRUE(
+      has("idlepool_pool_socket_listening{pool=\"php-fpm@a.service\",socket=\"/run/php/a.sock\","
+          "unit=\"php-fpm@a.socket\"} 1"));
+  EXPECT_TRUE(
+      has("idlepool_pool_socket_listening{pool=\"php-fpm@b.service\",socket=\"127.0.0.1:8888\","
+          "unit=\"php-fpm@b.socket\"} 0"));
   EXPECT_TRUE(has("idlepool_pool_up{pool=\"php-fpm@b.service\"} 0"));
   EXPECT_TRUE(has("idlepool_pool_idle_seconds{pool=\"php-fpm@a.service\"} 30"));
   EXPECT_TRUE(has("idlepool_pool_stop_in_seconds{pool=\"php-fpm@a.service\"} 270"));

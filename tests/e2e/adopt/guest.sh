@@ -95,6 +95,17 @@ check "conffile" "/etc/idlepool/idlepool.conf is a conffile" bash -c \
 # The operator's settings for this test: short idle windows.
 printf 'idle-timeout = 8s\nmin-uptime = 2s\n' >>/etc/idlepool/idlepool.conf
 systemctl reload idlepoold.service
+# A real Prometheus scraping idlepoold, with the monitoring mixin's rules, from here on (its queries are checked after
+# the pools have been adopted, stopped and woken).
+cat >/root/prometheus.yml <<PROM
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+rule_files: [$here/monitoring/idlepool.rules.yml]
+scrape_configs:
+  - job_name: idlepool
+    static_configs: [{targets: ['127.0.0.1:10071']}]
+PROM
+prometheus --config.file=/root/prometheus.yml --storage.tsdb.path=/tmp/prometheus --web.listen-address=127.0.0.1:9090 \
+  >/tmp/prometheus.log 2>&1 &
 
 echo "---- the plan ----"
 idlepoolctl adopt | tee /root/plan.txt | sed 's/^/  | /'
@@ -133,6 +144,14 @@ for i in 0 1 2; do
   check "wake-${units[$i]}" "a request through nginx wakes it" wait_until 30 serves "${paths[$i]}"
   check "woken-${units[$i]}" "and it is running again" is_state "${units[$i]}.service" active
 done
+
+echo "---- the monitoring mixin against a real Prometheus scraping idlepoold ----"
+prom_has() { [[ $(curl -s "http://127.0.0.1:9090/api/v1/query?query=$1" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["data"]["result"]))' 2>/dev/null) -gt 0 ]]; }
+wait_until 120 prom_has 'instance:idlepool_wakes:per_minute' || tail -n 20 /tmp/prometheus.log | sed 's/^/  /'
+/usr/bin/python3 "$here/query_mixin.py" http://127.0.0.1:9090 "$here/monitoring" >/root/mixin.txt 2>&1
+sed 's/^/  | /' /root/mixin.txt
+check "monitoring-mixin" "$(tail -n 1 /root/mixin.txt): every recording rule, alert and dashboard query evaluated by Prometheus" \
+  grep -q '^mixin queries: 0 failed' /root/mixin.txt
 
 echo "---- a hosting panel keeps writing pool.d ----"
 cat >/etc/php/8.2/fpm/pool.d/site-new.conf <<'POOL'
