@@ -51,6 +51,9 @@ std::optional<double> stops_in(const status::Pool& p, MonoTime now) {
 
 // Why it does not stop, when that is not simply "not idle long enough yet".
 std::string note(const status::Pool& p, MonoTime now) {
+  // A socket unit that failed (or was stopped) first: the site is down until someone acts.
+  for (const auto& s : p.sockets)
+    if (!s.listening) return s.unit + " not listening: cannot wake";
   if (p.unsafe) return "unsafe: " + *p.unsafe;
   if (p.decision.kind == Decision::Kind::kStop || p.decision.stop_planned()) return p.stop_requested ? "stopping" : "-";
   if (p.stop_requested) return "stopping";

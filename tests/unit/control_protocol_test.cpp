@@ -101,14 +101,20 @@ TEST(CtlRender, StatusTableAndDurations) {
       {"php-fpm@naive.socket", "/run/php/naive.sock", true, status::SocketCounters{1, std::nullopt, 0, 0}});
   n.unsafe = "listens on its own path";
   n.decision = never_because(Rule::kUnsafe, "listens on its own path");
-  m.pools = {a, n};
+  status::Pool f;  // its socket unit failed (service-start-limit-hit): said before anything else
+  f.unit = "php-fpm@down.service";
+  f.active_state = "failed";
+  f.sockets.push_back({"php-fpm@down.socket", "/run/php/down.sock", false, std::nullopt});
+  f.unsafe = "its socket does not listen";
+  m.pools = {a, n, f};
   auto text = ctl::render_status(m, {});
+  EXPECT_NE(text.find("php-fpm@down.socket not listening: cannot wake"), std::string::npos) << text;
   EXPECT_NE(text.find("POOL"), std::string::npos);
   EXPECT_NE(text.find("php-fpm@a.service"), std::string::npos);
   EXPECT_NE(text.find("1m 15s"), std::string::npos) << text;
   EXPECT_NE(text.find("3m 45s"), std::string::npos) << text;
   EXPECT_NE(text.find("unsafe: listens on its own path"), std::string::npos);
-  EXPECT_NE(text.find("2 pools listed."), std::string::npos);
+  EXPECT_NE(text.find("3 pools listed."), std::string::npos) << text;
   auto bare = ctl::render_status(m, {false});
   EXPECT_EQ(bare.find("POOL"), std::string::npos);
   EXPECT_EQ(bare.find("listed"), std::string::npos);
