@@ -3,7 +3,9 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <grp.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -277,6 +279,18 @@ Result<void> start_socket(const std::string& unit, std::ostream& log) {
   return run({"systemctl", "enable", "--quiet", "--no-reload", unit}, log);
 }
 
+// Takes back what adopting `p` wrote (its units, configuration, backup and manifest), for a pool that stays where
+// it was.
+void forget(const PoolPlan& p, std::ostream& log) {
+  std::ostringstream quiet;
+  (void)run({"systemctl", "disable", "--quiet", "--no-reload", p.socket_unit}, quiet);
+  (void)run({"systemctl", "reset-failed", p.socket_unit, p.service_unit}, quiet);
+  for (const auto& f : p.files) ::unlink(f.path.c_str());
+  std::error_code ec;
+  fs::remove_all(p.backup_dir, ec);
+  log << "  took back the files written for " << p.version << "/" << p.name << "\n";
+}
+
 Result<void> write_files(const std::vector<File>& files, std::ostream& log) {
   for (const auto& f : files) {
     if (auto w = write_atomic(f.path, f.text, f.mode); !w) return w;
@@ -317,21 +331,33 @@ Result<void> apply_version(const Plan& plan, const VersionPlan& v, std::ostream&
   for (const auto& p : plan.pools)
     if (p.version == v.version && p.ok() && !p.already_adopted) pools.push_back(&p);
   if (pools.empty()) return {};
-  // 1. Files: the originals backed up byte for byte, the new configuration and units, the master's drop-in.
+  // 1. Files: the originals backed up byte for byte, the new configuration and units, the master's drop-in. A failure
+  // here takes back what was written: no pool is half adopted.
   for (const PoolPlan* p : pools) {
     log << v.version << "/" << p->name << ":\n";
-    if (auto c = copy_exact(p->source, p->backup_dir + "/original"); !c) return c;
-    log << "  kept " << p->source << " as " << p->backup_dir << "/original\n";
-    if (auto w = write_files(p->files, log); !w) return w;
+    Result<void> w = copy_exact(p->source, p->backup_dir + "/original");
+    if (w) log << "  kept " << p->source << " as " << p->backup_dir << "/original\n";
+    if (w) w = write_files(p->files, log);
+    if (!w) {
+      for (const PoolPlan* q : pools) forget(*q, log);
+      return w;
+    }
   }
   if (auto w = write_files(v.files, log); !w) return w;
   if (auto r = run({"systemctl", "daemon-reload"}, log); !r) return r;
-  // 2. Unix pools: idlepool's socket takes the path over; the master's old socket gets no new connection.
-  for (const PoolPlan* p : pools) {
-    if (!p->listen.unix_socket) continue;
-    if (auto r = start_socket(p->socket_unit, log); !r) return r;
+  // 2. Unix pools: idlepool's socket takes the path over; the master's old socket gets no new connection. A socket
+  // that does not start leaves its pool where it was (served by the master), its files taken back.
+  std::erase_if(pools, [&](const PoolPlan* p) {
+    if (!p->listen.unix_socket) return false;
+    if (auto r = start_socket(p->socket_unit, log); !r) {
+      log << "  " << p->name << ": " << r.error().message << "; it stays in " << v.master_unit << "\n";
+      forget(*p, log);
+      return true;
+    }
     log << "  " << p->listen.path << " is now " << p->socket_unit << "'s\n";
-  }
+    return false;
+  });
+  if (pools.empty()) return Error{"no pool of " + v.master_unit + " could be adopted", EIO};
   // 3. The pools leave the master's pool.d; the unix ones' old sockets drain; the master reloads without them.
   for (const PoolPlan* p : pools) {
     if (::unlink(p->source.c_str()) != 0 && errno != ENOENT) return errno_error("cannot remove " + p->source);
@@ -360,7 +386,15 @@ Result<void> apply_version(const Plan& plan, const VersionPlan& v, std::ostream&
                   std::chrono::duration_cast<std::chrono::seconds>(kSwitchTimeout)))
       return Error{v.master_unit + " did not release " + p->listen.systemd() + " within 30 s", ETIMEDOUT};
     auto held = Clock::now();
-    if (auto r = start_socket(p->socket_unit, log); !r) return r;
+    if (auto r = start_socket(p->socket_unit, log); !r) {
+      // The master has let go of the port: it gets the pool back, with one more reload.
+      interim.reset();
+      log << "  " << p->name << ": " << r.error().message << "; giving it back to " << v.master_unit << "\n";
+      if (auto c = copy_exact(p->backup_dir + "/original", p->source); !c) return c;
+      forget(*p, log);
+      if (auto m = reload_master(v.master_unit, log); !m) return m;
+      return r;
+    }
     interim.reset();
     log << "  " << p->listen.systemd() << " is now " << p->socket_unit << "'s; idlepoolctl held it for "
         << format_ms(ms_since(held)) << " while systemd started the socket"
@@ -492,6 +526,8 @@ Result<std::vector<Installation>> read_installations(const std::string& etc_php)
 Environment read_environment() {
   Environment env;
   env.have_setfacl = ::access("/usr/bin/setfacl", X_OK) == 0;
+  env.user_exists = [](const std::string& name) { return ::getpwnam(name.c_str()) != nullptr; };
+  env.group_exists = [](const std::string& name) { return ::getgrnam(name.c_str()) != nullptr; };
   env.now = now_text();
   for (const auto& a : read_adopted(env.state_dir)) env.adopted.push_back(a.manifest.version + "/" + a.manifest.name);
   return env;

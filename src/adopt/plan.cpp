@@ -205,9 +205,14 @@ std::string refusal(const Installation& inst, const wire::FpmSection& pool, cons
   bool acl = !pool.get("listen.acl_users").value_or("").empty() || !pool.get("listen.acl_groups").value_or("").empty();
   if (acl && !p->listen.unix_socket) return "listen.acl_* on a TCP socket";
   if (acl && !env.have_setfacl) return "listen.acl_* needs setfacl on the socket (apt install acl)";
-  for (const auto& key : {"listen.acl_users", "listen.acl_groups", "listen.owner", "listen.group"})
-    for (const auto& item : split_list(pool.get(key).value_or("")))
+  for (const auto& key : {"listen.acl_users", "listen.acl_groups", "listen.owner", "listen.group"}) {
+    bool users = std::string_view(key) == "listen.acl_users" || std::string_view(key) == "listen.owner";
+    for (const auto& item : split_list(pool.get(key).value_or(""))) {
       if (!plain_name(item)) return std::string(key) + " = " + item + ": not a plain user or group name";
+      if (!(users ? env.user_exists(item) : env.group_exists(item)))
+        return std::string(key) + " = " + item + ": no such " + (users ? "user" : "group");
+    }
+  }
   if (auto mode = pool.get("listen.mode"); mode && (mode->size() > 4 || !all_digits(*mode)))
     return "listen.mode = " + *mode + ": not an octal mode";
   for (const auto& other : inst.config.pools)

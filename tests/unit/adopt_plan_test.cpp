@@ -180,6 +180,19 @@ TEST(AdoptPlan, AclsNeedSetfaclAndReplaceOwnerAndGroup) {
   EXPECT_LT(socket.find("setfacl"), socket.find("ln -f"));
 }
 
+TEST(AdoptPlan, ASocketOwnerThatDoesNotExistIsRefused) {
+  Environment env;
+  env.user_exists = [](const std::string& u) { return u != "ghost"; };
+  env.group_exists = [](const std::string& g) { return g != "phantoms"; };
+  auto plan = make_plan({install({{"a.conf", "[a]\nlisten = /run/php/a.sock\nlisten.owner = ghost\n"},
+                                  {"b.conf", "[b]\nlisten = /run/php/b.sock\nlisten.group = phantoms\n"},
+                                  {"c.conf", "[c]\nlisten = /run/php/c.sock\nlisten.owner = www-data\n"}})},
+                        {}, env);
+  EXPECT_EQ(pool(plan, "a").refusal, "listen.owner = ghost: no such user");
+  EXPECT_EQ(pool(plan, "b").refusal, "listen.group = phantoms: no such group");
+  EXPECT_TRUE(pool(plan, "c").ok());
+}
+
 TEST(AdoptPlan, IsIdempotentAndShowsWhatIsAdopted) {
   Environment env;
   env.adopted = {"8.2/www"};

@@ -17,6 +17,7 @@
 // never makes the shared master fail.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -90,6 +91,10 @@ struct Environment {
   std::string now;            // for the files' headers ("2026-12-01 10:00 UTC")
   // Pools already adopted, as VERSION/NAME (from the manifests in state_dir).
   std::vector<std::string> adopted;
+  // Whether a user or group exists (the socket's owner, group and ACL entries must; systemd would refuse the
+  // socket unit otherwise). Everything exists unless told otherwise.
+  std::function<bool(const std::string&)> user_exists = [](const std::string&) { return true; };
+  std::function<bool(const std::string&)> group_exists = [](const std::string&) { return true; };
 };
 
 // `selection`: VERSION/NAME or NAME (every version) entries; empty selects every pool.
