@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <glob.h>
 #include <grp.h>
 #include <netinet/in.h>
 #include <pwd.h>
@@ -119,7 +118,7 @@ std::string proc_net_unix() {
 bool drain(const std::string& path, std::ostream& log) {
   auto deadline = Clock::now() + kDrainTimeout;
   while (Clock::now() < deadline) {
-    if (unix_connections_named(proc_net_unix(), path) == 0) return true;
+    if (unix_sockets_named(proc_net_unix(), path).connections == 0) return true;
     std::this_thread::sleep_for(milliseconds(5));
   }
   log << "  warning: connections on the old socket " << path << " did not finish within 30 s\n";
@@ -127,17 +126,7 @@ bool drain(const std::string& path, std::ostream& log) {
 }
 
 // Whether a listening unix socket bound to exactly `path` exists (the shared master's, by the name it bound).
-bool unix_listener_named(const std::string& path) {
-  std::istringstream in(proc_net_unix());
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream f(line);
-    std::string num, ref, proto, flags, type, st, inode, name;
-    if ((f >> num >> ref >> proto >> flags >> type >> st >> inode >> name) && name == path && flags == "00010000")
-      return true;
-  }
-  return false;
-}
+bool unix_listener_named(const std::string& path) { return unix_sockets_named(proc_net_unix(), path).listeners > 0; }
 
 bool connects_unix(const std::string& path) {
   sys::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -230,19 +219,16 @@ struct Adopted {
 
 std::vector<Adopted> read_adopted(const std::string& state_dir) {
   std::vector<Adopted> out;
-  glob_t g{};
-  std::string pattern = state_dir + "/*/*/manifest";
-  if (::glob(pattern.c_str(), 0, nullptr, &g) == 0) {
-    for (size_t i = 0; i < g.gl_pathc; ++i) {
-      std::string path = g.gl_pathv[i];
-      auto text = read_all(path);
-      if (!text) continue;
-      auto m = parse_manifest(*text);
-      if (!m) continue;
-      out.push_back({*m, fs::path(path).parent_path().string()});
-    }
+  sys::BoundedFiles files;
+  auto paths = files.glob(state_dir + "/*/*/manifest");
+  if (!paths) return out;
+  for (const auto& path : *paths) {
+    auto text = files.read(path);
+    if (!text) continue;
+    auto m = parse_manifest(*text);
+    if (!m) continue;
+    out.push_back({*m, fs::path(path).parent_path().string()});
   }
-  ::globfree(&g);
   return out;
 }
 
@@ -411,22 +397,15 @@ Result<void> apply_version(const Plan& plan, const VersionPlan& v, std::ostream&
 
 Result<std::vector<Installation>> read_installations_in(const std::string& etc_php) {
   std::vector<Installation> out;
-  glob_t g{};
-  std::string pattern = etc_php + "/*/fpm/php-fpm.conf";
-  if (::glob(pattern.c_str(), 0, nullptr, &g) == 0) {
-    for (size_t i = 0; i < g.gl_pathc; ++i) {
-      std::string path = g.gl_pathv[i];
-      std::string version = fs::path(path).parent_path().parent_path().filename().string();
-      sys::BoundedFiles files;
-      auto cfg = sys::read_fpm_config(files, path);
-      if (!cfg) {
-        ::globfree(&g);
-        return Error{path + ": " + cfg.error().message, cfg.error().code};
-      }
-      out.push_back({version, path, std::move(*cfg)});
-    }
+  sys::BoundedFiles files;
+  auto paths = files.glob(etc_php + "/*/fpm/php-fpm.conf");
+  if (!paths) return paths.error();
+  for (const auto& path : *paths) {
+    std::string version = fs::path(path).parent_path().parent_path().filename().string();
+    auto cfg = sys::read_fpm_config(files, path);
+    if (!cfg) return Error{path + ": " + cfg.error().message, cfg.error().code};
+    out.push_back({version, path, std::move(*cfg)});
   }
-  ::globfree(&g);
   return out;
 }
 

@@ -279,8 +279,9 @@ std::string staging_path(const std::string& path) {
   return path.substr(0, slash + 1) + "." + path.substr(slash + 1) + ".idlepool";
 }
 
-size_t unix_connections_named(std::string_view text, std::string_view path) {
-  size_t count = 0, start = 0;
+UnixNamed unix_sockets_named(std::string_view text, std::string_view path) {
+  UnixNamed named;
+  size_t start = 0;
   while (start < text.size()) {
     size_t end = text.find('\n', start);
     if (end == std::string_view::npos) end = text.size();
@@ -290,9 +291,10 @@ size_t unix_connections_named(std::string_view text, std::string_view path) {
     std::istringstream in{std::string(line)};
     std::string num, ref, proto, flags, type, st, inode, name;
     if (!(in >> num >> ref >> proto >> flags >> type >> st >> inode >> name)) continue;
-    if (name == path && flags != "00010000") ++count;
+    if (name != path) continue;
+    ++(flags == "00010000" ? named.listeners : named.connections);  // __SO_ACCEPTCON: a listener
   }
-  return count;
+  return named;
 }
 
 Result<Manifest> parse_manifest(std::string_view text) {

@@ -228,7 +228,7 @@ TEST(AdoptManifest, RoundTripsThroughThePlan) {
   EXPECT_FALSE(parse_manifest("what = ever\n").ok());
 }
 
-TEST(AdoptProcNetUnix, CountsConnectionsOfANameNotItsListener) {
+TEST(AdoptProcNetUnix, CountsListenersAndConnectionsOfAName) {
   const char* text =
       "Num       RefCount Protocol Flags    Type St Inode Path\n"
       "0000000000000000: 00000002 00000000 00010000 0001 01 1001 /run/php/site.sock\n"
@@ -237,8 +237,10 @@ TEST(AdoptProcNetUnix, CountsConnectionsOfANameNotItsListener) {
       "0000000000000000: 00000003 00000000 00000000 0001 03 1004 /run/php/other.sock\n"
       "0000000000000000: 00000003 00000000 00000000 0001 03 1005\n"
       "garbage\n";
-  EXPECT_EQ(unix_connections_named(text, "/run/php/site.sock"), 2u);
-  EXPECT_EQ(unix_connections_named(text, "/run/php/none.sock"), 0u);
+  EXPECT_EQ(unix_sockets_named(text, "/run/php/site.sock").connections, 2u);
+  EXPECT_EQ(unix_sockets_named(text, "/run/php/site.sock").listeners, 1u);
+  EXPECT_EQ(unix_sockets_named(text, "/run/php/none.sock").connections, 0u);
+  EXPECT_EQ(unix_sockets_named(text, "/run/php/none.sock").listeners, 0u);
 }
 
 }  // namespace

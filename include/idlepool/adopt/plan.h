@@ -120,8 +120,12 @@ struct Manifest {
 };
 Result<Manifest> parse_manifest(std::string_view text);
 
-// /proc/net/unix: how many sockets bound to `path` are not listening (connections accepted from a listener of that
-// name, or waiting in its backlog). Lines that do not parse are skipped.
-size_t unix_connections_named(std::string_view proc_net_unix, std::string_view path);
+// /proc/net/unix, the sockets bound to `path`: listening ones, and the others (connections accepted from a listener
+// of that name, or waiting in its backlog). Lines that do not parse are skipped.
+struct UnixNamed {
+  size_t listeners = 0;
+  size_t connections = 0;
+};
+UnixNamed unix_sockets_named(std::string_view proc_net_unix, std::string_view path);
 
 }  // namespace idlepool::adopt
