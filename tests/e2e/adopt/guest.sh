@@ -48,11 +48,16 @@ under_load() {  # LABEL COMMAND...
   local pid=$!
   # The client must be running before the command: wait for its first requests to show up in nginx's log.
   sleep 2
+  local began ended
+  began=$(date +%s.%N)
   "$@" 2>&1 | sed 's/^/  | /'
+  ended=$(date +%s.%N)
   sleep 2
   touch "$stop"
   wait "$pid"
   echo "  client during $label: $(cat "$out")"
+  python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["started"]; print("  the %s ran from %.3fs to %.3fs of the client'"'"'s time" % (sys.argv[2], float(sys.argv[3]) - s, float(sys.argv[4]) - s))' \
+    "$out" "$label" "$began" "$ended"
   local p
   for p in "${paths[@]}"; do
     client_ok[$p]=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]]["ok"])' "$out" "$p")
@@ -206,7 +211,20 @@ check "undo-clean" "no unit, drop-in, placeholder or state of the adoption is le
   "! ls /etc/systemd/system/idlepool-php* /etc/systemd/system/php8.2-fpm.service.d/idlepool-adopt.conf \
      /etc/php/8.2/fpm/pool.d/idlepool-placeholder.conf /etc/php/8.2/fpm/idlepool/* /run/php/.*.idlepool 2>/dev/null &&
    ! ls -A /var/lib/idlepool/adopted/ 2>/dev/null | grep -q ."
-check "undo-serves" "the shared master serves every pool again" all_serve "${paths[@]}" /new/
+# Each path once, right after the undo returned; any that does not answer at once is shown with what the master and
+# nginx said, and the check waits (bounded) for the state it needs: every pool served by the shared master.
+first="every path at once"
+for p in "${paths[@]}" /new/; do
+  t0=$SECONDS
+  serves "$p" && continue
+  first="not at once"
+  echo "  $p right after the undo: $(curl -s -w ' (HTTP %{http_code})' --max-time 30 "http://127.0.0.1$p" | head -c 120), $((SECONDS - t0)) s"
+done
+if [[ $first != "every path at once" ]]; then
+  journalctl -u php8.2-fpm.service -o short-monotonic -n 30 --no-pager | sed 's/^/  /'
+  tail -n 10 /var/log/nginx/error.log | sed 's/^/  /'
+fi
+check "undo-serves" "the shared master serves every pool again ($first)" wait_until 60 all_serve "${paths[@]}" /new/
 check "undo-master" "php8.2-fpm.service holds the addresses again" bash -c \
   "grep -q ' /run/php/site-unix.sock$' /proc/net/unix && [[ \$(systemctl is-active php8.2-fpm.service) == active ]]"
 
