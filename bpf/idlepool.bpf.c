@@ -229,11 +229,33 @@ static __always_inline struct idlepool_conn *conn_of(struct sock *sk)
 }
 
 /*
+ * The end of a connection (its close, the peer's end of stream, a FIN either way). A connection the server has
+ * answered on was last active when it last sent: a kept-alive connection that the web server closes after holding it
+ * idle is not new activity, and a long response ends when its last byte went out. One that never got an answer (a
+ * connect and close, a client that gave up) is dated now; so are all connections where sends are not seen (the
+ * syscall tier).
+ */
+static __always_inline void ended(struct idlepool_conn *conn)
+{
+	struct idlepool_listener_stats *stats = registered(conn->listener_cookie);
+
+	if (!stats)
+		return;
+	if (!(conn->flags & IDLEPOOL_CONN_RESPONDED)) {
+		touch(stats);
+		return;
+	}
+	if (conn->last_send_ns > stats->last_activity_ns)
+		stats->last_activity_ns = conn->last_send_ns;
+}
+
+/*
  * Request cycles. A cycle is counted when its response starts: the first send after a receive. Counting at the
  * receive instead would miscount real servers: php-fpm answers before reading the empty FCGI_STDIN record that ends a
  * request, and reads it after the response (draining before close, or at the start of the next kept-alive request),
  * a receive after a send that begins no request. Activity is stamped at every phase change, so a request shows as
- * activity from its first byte. One clock read per phase, not per system call.
+ * activity from its first byte. The listener's counters are touched once per phase; each send of a pool's connection
+ * reads the clock once more (its `last_send_ns`), other sockets never do.
  */
 static __always_inline void on_recv(struct sock *sk, int ret, int flags)
 {
@@ -243,18 +265,24 @@ static __always_inline void on_recv(struct sock *sk, int ret, int flags)
 	if (ret < 0 || (flags & MSG_PEEK))
 		return;
 	conn = conn_of(sk);
-	if (!conn || (ret > 0 && conn->phase == IDLEPOOL_CONN_RECEIVING))
+	if (!conn)
 		return;
-	/* ret == 0 is the peer's end of stream: activity, not a request. */
-	if (ret > 0)
-		conn->phase = IDLEPOOL_CONN_RECEIVING;
+	if (ret > 0) {
+		__u32 total = conn->recv_since_send + (__u32)ret;
+
+		conn->recv_since_send = total < conn->recv_since_send ? ~0U : total;
+	}
+	if (ret > 0 && conn->phase == IDLEPOOL_CONN_RECEIVING)
+		return;
+	/* ret == 0 is the peer's end of stream: not a request, and not activity once the server has answered. */
+	if (ret == 0) {
+		ended(conn);
+		return;
+	}
+	conn->phase = IDLEPOOL_CONN_RECEIVING;
 	stats = registered(conn->listener_cookie);
-	if (!stats)
-		return;
-	if (ret > 0)
+	if (stats)
 		used(stats, conn->listener_cookie);
-	else
-		touch(stats);
 }
 
 static __always_inline void on_send(struct sock *sk, int ret)
@@ -266,7 +294,14 @@ static __always_inline void on_send(struct sock *sk, int ret)
 	if (ret <= 0)
 		return;
 	conn = conn_of(sk);
-	if (!conn || conn->phase == IDLEPOOL_CONN_SENT)
+	if (!conn)
+		return;
+	/* Every send of a pool's connection is dated (the end of a long response is when it went idle); the listener's
+	 * counters are only touched at a phase change. */
+	conn->last_send_ns = bpf_ktime_get_ns();
+	conn->recv_since_send = 0;
+	conn->flags |= IDLEPOOL_CONN_RESPONDED;
+	if (conn->phase == IDLEPOOL_CONN_SENT)
 		return;
 	responding = conn->phase == IDLEPOOL_CONN_RECEIVING;
 	conn->phase = IDLEPOOL_CONN_SENT;
@@ -290,10 +325,9 @@ static __always_inline void on_close(const struct sock *sk)
 	if (!conn)
 		return;
 	stats = registered(conn->listener_cookie);
-	if (stats) {
+	if (stats)
 		__sync_fetch_and_add(&stats->closes, 1);
-		touch(stats);
-	}
+	ended(conn);
 	bpf_map_delete_elem(&conns, &cookie);
 }
 
@@ -427,18 +461,14 @@ int BPF_PROG(tp_inet_set_state, const struct sock *sk, const int oldstate, const
 		on_close(sk);
 		return 0;
 	}
-	/* Any other change of a tracked connection (FIN sent or received) is activity. */
-	listener = 0;
+	/* Any other change of a tracked connection (a FIN sent or received) is its end beginning. */
 	{
 		__u64 cookie = sk_cookie(sk, true);
 
 		conn = cookie ? bpf_map_lookup_elem(&conns, &cookie) : NULL;
 		if (conn)
-			listener = conn->listener_cookie;
+			ended(conn);
 	}
-	stats = registered(listener);
-	if (stats)
-		touch(stats);
 	return 0;
 }
 

@@ -11,7 +11,7 @@
 #include <linux/types.h>
 #endif
 
-#define IDLEPOOL_PROBE_ABI_VERSION 3
+#define IDLEPOOL_PROBE_ABI_VERSION 4
 
 /* Capacities of the probe's maps. */
 #define IDLEPOOL_MAX_LISTENERS 16384
@@ -59,6 +59,8 @@ enum idlepool_conn_phase {
 enum idlepool_conn_flags {
 	/* An accept of this connection was counted (or it existed before registration). */
 	IDLEPOOL_CONN_ACCEPTED = 1,
+	/* The server has sent on it: it answered at least once. */
+	IDLEPOOL_CONN_RESPONDED = 2,
 };
 
 /* Per connection of a registered listener (queued or accepted), keyed by the connection's socket cookie. */
@@ -66,6 +68,13 @@ struct idlepool_conn {
 	__u64 listener_cookie;
 	__u32 phase;
 	__u32 flags;
+	/* bpf_ktime_get_ns() of the server's latest send on it: when its latest response (or part of one) went out. */
+	__u64 last_send_ns;
+	/* Bytes the server received on it since its latest send (saturating). A kept-alive connection whose response
+	 * is complete has received nothing since, or only what ends the request (php-fpm reads the request's empty
+	 * FCGI_STDIN record, 8 bytes, after answering). */
+	__u32 recv_since_send;
+	__u32 reserved;
 };
 
 /*

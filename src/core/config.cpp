@@ -16,6 +16,7 @@ PoolPolicy DaemonConfig::policy_for(const std::string& unit) const {
     if (it->second.min_uptime) p.min_uptime = *it->second.min_uptime;
     if (it->second.stall_timeout) p.stall_timeout = *it->second.stall_timeout;
     if (it->second.pin) p.pinned = *it->second.pin;
+    if (it->second.kept_alive) p.kept_alive = *it->second.kept_alive;
   }
   for (const auto& name : pinned)
     if (name == unit) p.pinned = true;

@@ -26,10 +26,15 @@ constexpr RuleName kRuleNames[] = {
     {Rule::kInFlight, "in-flight"},
     {Rule::kRateLimit, "rate-limit"},
     {Rule::kStopFailed, "stop-failed"},
+    {Rule::kKeptAlive, "kept-alive"},
 };
 static_assert(std::size(kRuleNames) == std::size(kAllRules), "every rule has a name");
 
 std::string seconds(std::chrono::seconds s) { return std::to_string(s.count()) + "s"; }
+
+std::string kept_alive_text(uint32_t n) {
+  return std::to_string(n) + " idle kept-alive connection" + (n == 1 ? "" : "s") + " held by the client";
+}
 
 }  // namespace
 
@@ -42,6 +47,14 @@ std::string_view to_string(Rule rule) {
 std::optional<Rule> parse_rule(std::string_view name) {
   for (const auto& r : kRuleNames)
     if (r.name == name) return r.rule;
+  return std::nullopt;
+}
+
+std::string_view to_string(KeptAlive k) { return k == KeptAlive::kWait ? "wait" : "close"; }
+
+std::optional<KeptAlive> parse_kept_alive(std::string_view name) {
+  for (auto k : {KeptAlive::kWait, KeptAlive::kClose})
+    if (to_string(k) == name) return k;
   return std::nullopt;
 }
 
@@ -91,7 +104,10 @@ std::string describe(const Decision& d, MonoTime now) {
     case Rule::kMinUptime:
       return "up for " + whole_seconds(now - d.since) + " of min-uptime " + seconds(d.limit);
     case Rule::kInFlight:
-      return "in flight: " + std::to_string(d.active) + " active, " + std::to_string(d.queued) + " queued";
+      return "in flight: " + std::to_string(d.active) + " active, " + std::to_string(d.queued) + " queued" +
+             (d.idle ? "; " + kept_alive_text(d.idle) : "");
+    case Rule::kKeptAlive:
+      return kept_alive_text(d.idle) + ": waiting for it to close them (keepalive-connections = wait)";
     case Rule::kRateLimit:
       return "stop rate limit";
     case Rule::kStopFailed:
@@ -145,11 +161,17 @@ Decision decide(const PoolSnapshot& pool, const PoolPolicy& policy, MonoTime now
     d.limit = idle_later ? policy.idle_timeout : policy.min_uptime;
     return d;
   }
+  MonoTime recheck = now + std::min<std::chrono::seconds>(policy.idle_timeout, kInFlightRecheck);
   if (pool.active_connections > 0 || pool.queued_connections > 0) {
-    MonoTime recheck = std::min<MonoTime>(policy.idle_timeout, kInFlightRecheck);
-    Decision d = wait_because(Rule::kInFlight, now + recheck);
+    Decision d = wait_because(Rule::kInFlight, recheck);
     d.active = pool.active_connections;
     d.queued = pool.queued_connections;
+    d.idle = pool.idle_connections;
+    return d;
+  }
+  if (pool.idle_connections > 0 && policy.kept_alive == KeptAlive::kWait) {
+    Decision d = wait_because(Rule::kKeptAlive, recheck);
+    d.idle = pool.idle_connections;
     return d;
   }
   Decision d = stop_because(Rule::kIdle);

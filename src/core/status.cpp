@@ -76,6 +76,13 @@ uint32_t Pool::active() const {
   return n;
 }
 
+uint32_t Pool::idle() const {
+  uint32_t n = 0;
+  for (const auto& s : sockets)
+    if (s.counters) n += s.counters->idle;
+  return n;
+}
+
 uint32_t Pool::backlog() const {
   uint32_t n = 0;
   for (const auto& s : sockets)

@@ -123,12 +123,17 @@ std::string render_show(const status::Pool& p, MonoTime now) {
     if (s.counters)
       counters = "accepts " + std::to_string(s.counters->accepts) + ", requests " +
                  number_or_dash(s.counters->requests) + ", active " + std::to_string(s.counters->active) +
-                 ", backlog " + std::to_string(s.counters->backlog);
+                 ", backlog " + std::to_string(s.counters->backlog) +
+                 (s.counters->idle ? ", " + std::to_string(s.counters->idle) + " idle kept-alive" : "");
     row("Socket", s.address + " (" + s.unit + ", " + (s.listening ? "listening" : "not listening") + "): " + counters);
   }
   row("Idle for", format_duration(idle_seconds(p, now)));
   row("Idle timeout", format_duration(static_cast<double>(p.policy.idle_timeout.count())));
   row("Min uptime", format_duration(static_cast<double>(p.policy.min_uptime.count())));
+  row("Kept-alive", std::string(to_string(p.policy.kept_alive)) +
+                        (p.policy.kept_alive == KeptAlive::kWait
+                             ? " (idle kept-alive connections hold the stop until the client closes them)"
+                             : " (a stop closes idle kept-alive connections)"));
   row("Decision", std::string(to_string(p.decision.kind)) + " (" + std::string(to_string(p.decision.rule)) +
                       "): " + describe(p.decision, now));
   row("Stops in", format_duration(stops_in(p, now)));

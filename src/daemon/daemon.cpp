@@ -436,7 +436,13 @@ Result<std::unique_ptr<Daemon>> Daemon::create(const Invocation& invocation, std
       &EventLoop::now,
       &is_socket,
       [cgroups_ptr](const std::string& cg) { return cgroups_ptr->memory_current(cg); },
-      [d](const SocketAddress& a, const std::optional<sys::SocketFile>& f) { return d->nudge(a, f); }};
+      [d](const SocketAddress& a, const std::optional<sys::SocketFile>& f) { return d->nudge(a, f); },
+      [cgroups_ptr](const std::string& cg, const std::vector<uint32_t>& inodes) {
+        return cgroups_ptr->waiting_readers(cg, inodes);
+      },
+      [cgroups_ptr](const std::string& cg, const std::vector<uint32_t>& inodes) {
+        return cgroups_ptr->shut_down_waiting(cg, inodes);
+      }};
   impl->manager = std::make_unique<PoolManager>(config, deps);
   impl->bus = std::move(*bus);
 

@@ -33,6 +33,9 @@ po::options_description settings() {
       "dry-run", po::value<bool>()->implicit_value(true), "log the stops instead of doing them")(
       "allow-abrupt-stop", po::value<bool>()->implicit_value(true),
       "also stop pools whose stop may cut requests in flight (php-fpm with SIGTERM or process_control_timeout = 0)")(
+      "keepalive-connections", po::value<std::string>(),
+      "idle connections a web server keeps open to a pool (nginx's upstream keepalive): wait for it to close them "
+      "before a stop, or close them with the stop (a POST nginx sends on one in that instant fails) (wait)")(
       "probe-tier", po::value<std::string>(), "kernel probe hooks: auto, fentry, sock or syscall")(
       "log-level", po::value<std::string>(), "trace, debug, info, warn or error (info)")(
       "control-socket", po::value<std::string>(), "idlepoolctl's socket (/run/idlepool/control.sock)")(
@@ -91,6 +94,12 @@ Result<void> apply_pool_setting(DaemonConfig& config, const std::string& option,
     (key == "idle-timeout" ? o.idle_timeout : key == "min-uptime" ? o.min_uptime : o.stall_timeout) = *d;
     return {};
   }
+  if (key == "keepalive-connections") {
+    auto k = parse_kept_alive(value);
+    if (!k) return Error{"[pool " + unit + "] " + key + ": '" + value + "' is not wait or close", EINVAL};
+    o.kept_alive = *k;
+    return {};
+  }
   if (key == "pin" || key == "allow-abrupt-stop") {
     bool on = false;
     if (value == "true" || value == "yes" || value == "1") {
@@ -102,7 +111,7 @@ Result<void> apply_pool_setting(DaemonConfig& config, const std::string& option,
     return {};
   }
   return Error{"[pool " + unit + "]: unknown setting '" + key +
-                   "' (known: idle-timeout, min-uptime, stall-timeout, pin, allow-abrupt-stop)",
+                   "' (known: idle-timeout, min-uptime, stall-timeout, pin, allow-abrupt-stop, keepalive-connections)",
                EINVAL};
 }
 
@@ -234,6 +243,13 @@ Result<Invocation> parse_invocation(const std::vector<std::string>& args) {
   if (vm.count("stop-burst")) c.stop_burst = vm["stop-burst"].as<double>();
   if (vm.count("dry-run")) c.dry_run = vm["dry-run"].as<bool>();
   if (vm.count("allow-abrupt-stop")) c.allow_abrupt_stop = vm["allow-abrupt-stop"].as<bool>();
+  if (vm.count("keepalive-connections")) {
+    auto k = parse_kept_alive(vm["keepalive-connections"].as<std::string>());
+    if (!k)
+      return fail("keepalive-connections",
+                  Error{"'" + vm["keepalive-connections"].as<std::string>() + "' is not wait or close"});
+    c.defaults.kept_alive = *k;
+  }
   if (vm.count("probe-tier")) c.probe_tier = vm["probe-tier"].as<std::string>();
   if (vm.count("log-level")) c.log_level = vm["log-level"].as<std::string>();
   if (vm.count("control-socket")) c.control_socket = vm["control-socket"].as<std::string>();

@@ -32,6 +32,17 @@ struct Pool {
   };
   std::vector<Listener> listeners;
   std::string kind;  // the service kind that judged it
+  // What its kind reads after an answer before waiting on a kept-alive connection (kinds::ServiceKind).
+  uint32_t request_end_bytes = 0;
+
+  // The connections of a listener's reading that are idle, kept alive by the client: answered, and nothing received
+  // since but what ends a request.
+  std::vector<uint32_t> idle_connections(const sys::ListenerSnapshot& s) const {
+    std::vector<uint32_t> inodes;
+    for (const auto& a : s.answered)
+      if (a.received_since <= request_end_bytes) inodes.push_back(a.inode);
+    return inodes;
+  }
   // When this daemon began watching it: its sockets registered with the probe. A restarted daemon stops nothing
   // before a whole idle window of its own has passed since then.
   std::optional<MonoTime> watched_since;

@@ -137,6 +137,7 @@ void PoolManager::unregister_listeners(Pool& pool) {
 void PoolManager::assess_safety(Pool& pool) {
   const kinds::ServiceKind& kind = deps_.kinds.of(pool.service);
   pool.kind = std::string(kind.name());
+  pool.request_end_bytes = kind.request_end_bytes();
   kinds::AssessInput in;
   in.service = &pool.service;
   in.allow_abrupt_stop = config_.allow_abrupt_stop_for(pool.unit);
@@ -428,8 +429,10 @@ PoolSnapshot PoolManager::snapshot(const Pool& pool, MonoTime now) const {
       s.can_wake = false;
       s.cannot_wake_reason = "nothing listens on " + l.address.to_string();
     }
-    s.active_connections += c->second.active;
+    auto idle = static_cast<uint32_t>(pool.idle_connections(c->second).size());
+    s.active_connections += c->second.active - std::min(idle, c->second.active);
     s.queued_connections += c->second.backlog;
+    s.idle_connections += idle;
     if (c->second.last_activity_ns) {
       MonoTime t = mono(c->second.last_activity_ns);
       if (!s.last_activity || t > *s.last_activity) s.last_activity = t;
@@ -560,8 +563,32 @@ std::optional<Decision> PoolManager::recheck_before_stop(Pool& pool, const PoolP
   if (!read_counters()) return never_because(Rule::kProbeUnreadable, "see the log");
   PoolSnapshot fresh = snapshot(pool, now);
   Decision d = decide(fresh, policy, now);
-  if (d.kind == Decision::Kind::kStop) return std::nullopt;
-  return d;
+  if (d.kind != Decision::Kind::kStop) return d;
+  if (fresh.idle_connections == 0) return std::nullopt;
+  // Stopping through kept-alive connections (keepalive-connections = close): each must be one a worker waits on for
+  // the client's next request. One that is not is taken for a request in flight (a response that paused, say).
+  std::vector<uint32_t> inodes = idle_inodes_of(pool);
+  size_t waiting = deps_.waiting_readers ? deps_.waiting_readers(pool.service.control_group, inodes) : 0;
+  if (waiting >= inodes.size()) return std::nullopt;
+  Decision in_flight =
+      wait_because(Rule::kInFlight, now + std::min<std::chrono::seconds>(policy.idle_timeout, kInFlightRecheck));
+  in_flight.active = fresh.active_connections + static_cast<uint32_t>(inodes.size() - waiting);
+  in_flight.queued = fresh.queued_connections;
+  in_flight.idle = static_cast<uint32_t>(waiting);
+  spdlog::debug("{}: {} of {} seemingly idle connections have no worker waiting on them: not stopped", pool.unit,
+                inodes.size() - waiting, inodes.size());
+  return in_flight;
+}
+
+std::vector<uint32_t> PoolManager::idle_inodes_of(const Pool& pool) const {
+  std::vector<uint32_t> inodes;
+  for (const auto& l : pool.listeners)
+    if (l.id)
+      if (auto c = last_counters_.find(*l.id); c != last_counters_.end()) {
+        auto idle = pool.idle_connections(c->second);
+        inodes.insert(inodes.end(), idle.begin(), idle.end());
+      }
+  return inodes;
 }
 
 std::optional<MonoTime> PoolManager::after_decision(Pool& pool, const PoolSnapshot& snap, MonoTime now) {
@@ -581,6 +608,19 @@ void PoolManager::stop(Pool& pool, MonoTime now) {
     pool.decision = never_because(Rule::kDryRun);
     pool.decision.since = idle_from;
     return;
+  }
+  // keepalive-connections = close: the connections its workers wait on are shut down first, so that they go back to
+  // accept() and exit at once (a worker waiting on one would hold the stop for process_control_timeout). One that
+  // got a request meanwhile is left alone, and the pool is not stopped.
+  if (auto inodes = idle_inodes_of(pool); !inodes.empty()) {
+    size_t closed = deps_.close_kept_alive ? deps_.close_kept_alive(pool.service.control_group, inodes) : 0;
+    spdlog::info("{}: closed {} of {} idle kept-alive connection(s) for its stop", pool.unit, closed, inodes.size());
+    if (closed < inodes.size()) {
+      pool.decision = wait_because(Rule::kInFlight, now + kInFlightRecheck);
+      pool.decision.active = static_cast<uint32_t>(inodes.size() - closed);
+      spdlog::info("{}: not stopped: a request came on a kept-alive connection", pool.unit);
+      return;
+    }
   }
   pool.memory_at_stop = deps_.memory(pool.service.control_group);
   pool.stop_requested = true;

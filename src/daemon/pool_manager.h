@@ -34,6 +34,10 @@ using Clock = std::function<MonoTime()>;
 using SocketPathCheck = std::function<bool(const std::string& path)>;
 // memory.current of a cgroup, when accounted.
 using MemoryReader = std::function<std::optional<uint64_t>(const std::string& cgroup)>;
+// How many of the sockets (inodes) a process of a cgroup is blocked reading (sys::CgroupReader::waiting_readers).
+using WaitingReaders = std::function<size_t(const std::string& cgroup, const std::vector<uint32_t>& inodes)>;
+// Shuts down those of the sockets a process of the cgroup is blocked reading (sys::CgroupReader::shut_down_waiting).
+using KeptAliveCloser = WaitingReaders;
 // Opens and closes one connection to a listening socket (sys::start_nudge; tests record the calls): to the unix
 // socket file the probe registered, when it knows it. Must not block.
 using Nudger = std::function<Result<void>(const SocketAddress& address, const std::optional<sys::SocketFile>& file)>;
@@ -57,6 +61,8 @@ class PoolManager {
     SocketPathCheck socket_exists;
     MemoryReader memory;
     Nudger nudge;
+    WaitingReaders waiting_readers;
+    KeptAliveCloser close_kept_alive;
   };
   PoolManager(DaemonConfig config, Deps deps);
 
@@ -149,6 +155,8 @@ class PoolManager {
   PoolPolicy policy_for(const std::string& unit) const;
   PoolSnapshot observe(Pool& pool, MonoTime now);
   Decision decide_one(Pool& pool, const PoolSnapshot& snap, MonoTime now);
+  // The inodes of the idle kept-alive connections of the pool's sockets, as the probe last read them.
+  std::vector<uint32_t> idle_inodes_of(const Pool& pool) const;
   std::optional<Decision> recheck_before_stop(Pool& pool, const PoolPolicy& policy, MonoTime now);
   std::optional<MonoTime> after_decision(Pool& pool, const PoolSnapshot& snap, MonoTime now);
   void stop(Pool& pool, MonoTime now);

@@ -16,8 +16,11 @@ status::Socket socket_status(const Pool& pool, const Pool::Listener& l,
       std::find_if(pool.sockets.begin(), pool.sockets.end(), [&](const auto& x) { return x.name == l.socket_unit; });
   s.listening = unit != pool.sockets.end() && unit->listening();
   if (l.id)
-    if (auto c = counters.find(*l.id); c != counters.end())
-      s.counters = status::SocketCounters{c->second.accepts, c->second.requests, c->second.active, c->second.backlog};
+    if (auto c = counters.find(*l.id); c != counters.end()) {
+      auto idle = static_cast<uint32_t>(pool.idle_connections(c->second).size());
+      s.counters = status::SocketCounters{c->second.accepts, c->second.requests,
+                                          c->second.active - std::min(idle, c->second.active), c->second.backlog, idle};
+    }
   return s;
 }
 

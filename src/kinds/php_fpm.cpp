@@ -15,6 +15,9 @@ class PhpFpmKind final : public ServiceKind {
  public:
   explicit PhpFpmKind(sys::FileReader& files) : files_(files) {}
   std::string_view name() const override { return "php-fpm"; }
+  // php-fpm answers before it reads the empty FCGI_STDIN record that ends a request (8 bytes, a record header), and
+  // reads it when it goes back to wait on the connection (fcgi_read_request skips it).
+  uint32_t request_end_bytes() const override { return 8; }
   bool claims(const ServiceUnit& service) const override { return runs_php_fpm(service.exec_start); }
   Verdict assess(const AssessInput& in) const override;
 

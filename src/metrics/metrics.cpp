@@ -80,7 +80,13 @@ std::vector<MetricFamily> build(const status::Model& s) {
   auto& requests =
       f.add("idlepool_pool_requests_total",
             "Request cycles on the pool's socket (absent where the probe tier cannot count them)", MetricType::Counter);
-  auto& active = f.add("idlepool_pool_active_connections", "Accepted connections not yet closed", MetricType::Gauge);
+  auto& active = f.add("idlepool_pool_active_connections",
+                       "Accepted connections not yet closed: work in flight (idle kept-alive ones not included)",
+                       MetricType::Gauge);
+  auto& kept_alive =
+      f.add("idlepool_pool_idle_connections",
+            "Accepted connections the client keeps alive, idle between requests (nginx's upstream keepalive)",
+            MetricType::Gauge);
   auto& backlog = f.add("idlepool_pool_backlog_connections", "Connections waiting to be accepted", MetricType::Gauge);
   auto& listening =
       f.add("idlepool_pool_socket_listening",
@@ -88,7 +94,7 @@ std::vector<MetricFamily> build(const status::Model& s) {
   auto& processes = f.add("idlepool_pool_processes", "Processes of the pool alive", MetricType::Gauge);
   auto& workers = f.add("idlepool_pool_workers", "Processes of the pool besides its main one", MetricType::Gauge);
   auto& idle =
-      f.add("idlepool_pool_idle_seconds", "Seconds since the last accept, request or close", MetricType::Gauge);
+      f.add("idlepool_pool_idle_seconds", "Seconds since the last accept, request or response", MetricType::Gauge);
   auto& stop_in = f.add("idlepool_pool_stop_in_seconds", "Seconds until the planned stop (absent if none is planned)",
                         MetricType::Gauge);
   auto& stops = f.add("idlepool_pool_stops_total", "Stops of the pool by idlepool, by reason", MetricType::Counter);
@@ -122,6 +128,7 @@ std::vector<MetricFamily> build(const status::Model& s) {
       if (c.requests) requests.metric.push_back(value(labels, static_cast<double>(*c.requests), MetricType::Counter));
       active.metric.push_back(value(labels, c.active, MetricType::Gauge));
       backlog.metric.push_back(value(labels, c.backlog, MetricType::Gauge));
+      kept_alive.metric.push_back(value(labels, c.idle, MetricType::Gauge));
     }
     if (p.processes) {
       processes.metric.push_back(value(pool, p.processes->processes, MetricType::Gauge));

@@ -25,7 +25,7 @@
 #include "listener_match.h"
 
 static_assert(sizeof(idlepool_listener_stats) == 48, "ABI: idlepool_listener_stats layout changed");
-static_assert(sizeof(idlepool_conn) == 16, "ABI: idlepool_conn layout changed");
+static_assert(sizeof(idlepool_conn) == 32, "ABI: idlepool_conn layout changed");
 static_assert(sizeof(idlepool_tcp_key) == 24, "ABI: idlepool_tcp_key layout changed");
 
 namespace idlepool::sys {
@@ -229,6 +229,14 @@ struct Registration {
   uint64_t reported_accepts = 0;  // sock tier: derived accepts never go backwards
 };
 
+// An accepted connection as sock_diag shows it: its cookie (the probe's key), inode, and bytes waiting each way.
+struct Connection {
+  uint64_t cookie = 0;
+  uint32_t inode = 0;
+  uint32_t rqueue = 0;  // received, not yet read by the server
+  uint32_t wqueue = 0;  // sent, not yet taken by the client (unix) or acknowledged (TCP)
+};
+
 struct KernelEntry {
   int refs = 0;
   bool tcp = false;
@@ -364,7 +372,7 @@ class Probe::Impl {
       tcp_refs.push_back(tcp_ref(reg));
       tcp_ids.push_back(id);
     }
-    std::map<ListenerId, uint32_t> established;
+    std::map<ListenerId, std::vector<Connection>> tcp_conns;
     std::map<uint64_t, const wire::InetSocketInfo*> tcp_listeners;
     for (const auto& s : view->tcp) {
       if (s.state == wire::kTcpListen) {
@@ -372,7 +380,7 @@ class Probe::Impl {
         continue;
       }
       int i = attribute_tcp_connection(s, tcp_refs);
-      if (i >= 0) ++established[tcp_ids[static_cast<size_t>(i)]];
+      if (i >= 0) tcp_conns[tcp_ids[static_cast<size_t>(i)]].push_back({s.cookie, s.inode, s.rqueue, s.wqueue});
     }
     std::map<uint64_t, const wire::UnixSocketInfo*> unix_listeners;
     for (const auto& s : view->unix_sockets)
@@ -392,16 +400,22 @@ class Probe::Impl {
       idlepool_listener_stats stats{};
       if (reg.listening) {
         stats = kernel_stats(reg.cookie);
+        std::vector<Connection> conns;
         if (reg.address.is_tcp()) {
           auto l = tcp_listeners.find(reg.cookie);
           snap.backlog = l != tcp_listeners.end() ? l->second->rqueue : 0;
-          uint32_t est = established[id];
-          snap.active = est > snap.backlog ? est - snap.backlog : 0;
+          conns = std::move(tcp_conns[id]);
         } else {
           auto l = unix_listeners.find(reg.cookie);
           snap.backlog = l != unix_listeners.end() ? l->second->rqueue : 0;
-          snap.active = count_unix_accepted(reg, *view);
+          conns = unix_accepted(reg, *view);
         }
+        // TCP: the established connections include those still queued (sock_diag cannot tell them apart).
+        uint32_t accepted = static_cast<uint32_t>(conns.size());
+        if (reg.address.is_tcp()) accepted = accepted > snap.backlog ? accepted - snap.backlog : 0;
+        uint64_t last_send = classify(conns, snap);
+        snap.active = accepted;
+        stats.last_activity_ns = std::max<uint64_t>(stats.last_activity_ns, last_send);
       }
       uint64_t accepts = current_accepts(stats, snap.backlog);
       snap.accepts = std::max(reg.reported_accepts, reg.base_accepts + accepts);
@@ -503,15 +517,30 @@ class Probe::Impl {
     return s.name == reg.bound.path;
   }
 
-  static uint32_t count_unix_accepted(const Registration& reg, const SocketView& view) {
+  static std::vector<Connection> unix_accepted(const Registration& reg, const SocketView& view) {
     std::set<uint32_t> queued;
     for (const auto& s : view.unix_sockets)
       if (s.state == wire::kTcpListen && s.cookie == reg.cookie)
         queued.insert(s.queued_peers.begin(), s.queued_peers.end());
-    uint32_t n = 0;
+    std::vector<Connection> out;
     for (const auto& s : view.unix_sockets)
-      if (belongs_to(s, reg) && !queued.count(s.peer_inode)) ++n;
-    return n;
+      if (belongs_to(s, reg) && !queued.count(s.peer_inode)) out.push_back({s.cookie, s.inode, s.rqueue, s.wqueue});
+    return out;
+  }
+
+  // Lists the connections among `conns` that the server answered on, with no byte waiting either way, into
+  // snap.answered. Returns the latest send on any of them (an open connection's long response ends at its last send).
+  uint64_t classify(const std::vector<Connection>& conns, ListenerSnapshot& snap) const {
+    uint64_t last_send = 0;
+    for (const auto& c : conns) {
+      idlepool_conn conn{};
+      if (bpf_map__lookup_elem(loaded_.skel->maps.conns, &c.cookie, sizeof(c.cookie), &conn, sizeof(conn), 0) != 0)
+        continue;
+      last_send = std::max<uint64_t>(last_send, conn.last_send_ns);
+      if ((conn.flags & IDLEPOOL_CONN_RESPONDED) && c.rqueue == 0 && c.wqueue == 0)
+        snap.answered.push_back({c.inode, conn.recv_since_send});
+    }
+    return last_send;
   }
 
   uint64_t current_accepts(const idlepool_listener_stats& stats, uint32_t backlog) const {

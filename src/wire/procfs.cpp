@@ -1,5 +1,7 @@
 #include "idlepool/wire/procfs.h"
 
+#include <sys/syscall.h>
+
 #include <charconv>
 #include <sstream>
 
@@ -76,6 +78,35 @@ Result<int32_t> parse_stat_ppid(std::string_view stat) {
   int32_t ppid = -1;
   if (!(rest >> state >> ppid) || ppid < 0) return Error{"/proc/PID/stat without a parent pid", EBADMSG};
   return ppid;
+}
+
+std::optional<uint32_t> parse_socket_link(std::string_view link) {
+  constexpr std::string_view kPrefix = "socket:[";
+  if (link.substr(0, kPrefix.size()) != kPrefix || link.size() < kPrefix.size() + 2 || link.back() != ']')
+    return std::nullopt;
+  std::string_view digits = link.substr(kPrefix.size(), link.size() - kPrefix.size() - 1);
+  uint32_t inode = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), inode);
+  if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  return inode;
+}
+
+std::optional<int> parse_blocked_read_fd(std::string_view text) {
+  // "NR ARG0 ARG1 ... SP PC": the number in decimal, the arguments in hex ("0x5").
+  auto space = text.find(' ');
+  if (space == std::string_view::npos) return std::nullopt;
+  long nr = -1;
+  auto [nr_end, nr_ec] = std::from_chars(text.data(), text.data() + space, nr);
+  if (nr_ec != std::errc() || nr_end != text.data() + space) return std::nullopt;
+  if (nr != SYS_read && nr != SYS_readv && nr != SYS_recvfrom && nr != SYS_recvmsg) return std::nullopt;
+  std::string_view arg = text.substr(space + 1);
+  arg = arg.substr(0, arg.find(' '));
+  if (arg.substr(0, 2) != "0x") return std::nullopt;
+  arg.remove_prefix(2);
+  unsigned long fd = 0;
+  auto [end, ec] = std::from_chars(arg.data(), arg.data() + arg.size(), fd, 16);
+  if (ec != std::errc() || end != arg.data() + arg.size() || fd > 0x7fffffff) return std::nullopt;
+  return static_cast<int>(fd);
 }
 
 }  // namespace idlepool::wire

@@ -120,6 +120,7 @@ json socket_to_json(const status::Socket& s) {
     j["requests"] = optional_number(s.counters->requests);
     j["active"] = s.counters->active;
     j["backlog"] = s.counters->backlog;
+    j["idle"] = s.counters->idle;
   }
   return j;
 }
@@ -135,6 +136,7 @@ status::Socket socket_from_json(Reader& r) {
     r.optional_unsigned("requests", c.requests);
     r.unsigned_number("active", c.active);
     r.unsigned_number("backlog", c.backlog);
+    r.unsigned_number("idle", c.idle);
     s.counters = c;
   }
   return s;
@@ -189,6 +191,7 @@ json pool_to_json(const status::Pool& p, MonoTime now) {
       {"main_pid", p.processes && p.processes->main_pid ? json(p.processes->main_pid) : json()},
       {"active", p.active()},
       {"backlog", p.backlog()},
+      {"idle", p.idle()},
       {"accepts", p.accepts()},
       {"requests", optional_number(p.requests())},
       {"last_activity_ns", optional_ns(p.last_activity)},
@@ -201,10 +204,12 @@ json pool_to_json(const status::Pool& p, MonoTime now) {
       {"decision_limit_seconds", d.limit.count()},
       {"decision_active", d.active},
       {"decision_queued", d.queued},
+      {"decision_idle", d.idle},
       {"decision_detail", d.detail},
       {"stops_in_seconds", stops_in ? json(*stops_in) : json()},
       {"not_stopping_because", decision_reason_or_null(p, now)},
       {"pinned", p.policy.pinned},
+      {"keepalive_connections", std::string(to_string(p.policy.kept_alive))},
       {"can_wake", p.can_wake},
       {"unsafe", p.unsafe ? json(*p.unsafe) : json()},
       {"warnings", p.warnings},
@@ -264,8 +269,16 @@ Result<status::Pool> pool_from_json(const json& j, MonoTime* now) {
   p.decision.limit = std::chrono::seconds{limit};
   r.unsigned_number("decision_active", p.decision.active);
   r.unsigned_number("decision_queued", p.decision.queued);
+  r.unsigned_number("decision_idle", p.decision.idle);
   r.str("decision_detail", p.decision.detail);
   r.boolean("pinned", p.policy.pinned);
+  std::string kept_alive;
+  r.str("keepalive_connections", kept_alive);
+  if (r.ok()) {
+    auto k = parse_kept_alive(kept_alive);
+    if (!k) r.fail(r.path("keepalive_connections"), "unknown value '" + kept_alive.substr(0, 32) + "'");
+    if (k) p.policy.kept_alive = *k;
+  }
   r.boolean("can_wake", p.can_wake);
   r.optional_string("unsafe", p.unsafe);
   r.strings("warnings", p.warnings);

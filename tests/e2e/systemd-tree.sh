@@ -3,6 +3,8 @@
 # front, idlepoold's configuration, the PHP scripts and the guest-side scripts.
 #   php-fpm@alias  unix socket, the stop-safe template (listens on the alias name)
 #   php-fpm@churn1, php-fpm@churn2  the same, with a 3 s idle timeout (churn tests)
+#   php-fpm@kawait, php-fpm@kaclose  the same, behind nginx's upstream keepalive (keepalive_timeout 15s), 3 s idle
+#                  timeout; keepalive-connections = wait (the default) and close
 #   php-fpm@naive  unix socket, php-fpm listening on the socket unit's own path (must be refused)
 #   php-fpm-seed   TCP 127.0.0.1:8888 as in the original write-up, named explicitly in the configuration
 #   php-fpm@stall  the stop-safe template, its master made to miss one connection's edge when the test arms it
@@ -81,6 +83,8 @@ CONF
 pool_conf alias /run/php/alias.sock.inherited
 pool_conf churn1 /run/php/churn1.sock.inherited
 pool_conf churn2 /run/php/churn2.sock.inherited
+pool_conf kawait /run/php/kawait.sock.inherited
+pool_conf kaclose /run/php/kaclose.sock.inherited
 pool_conf naive /run/php/naive.sock
 pool_conf seed 127.0.0.1:8888
 pool_conf stall /run/php/stall.sock.inherited
@@ -144,6 +148,11 @@ log-level = debug
 idle-timeout = 3s
 [pool php-fpm@churn2.service]
 idle-timeout = 3s
+[pool php-fpm@kawait.service]
+idle-timeout = 3s
+[pool php-fpm@kaclose.service]
+idle-timeout = 3s
+keepalive-connections = close
 [pool php-fpm@stall.service]
 idle-timeout = 60s
 CONF
@@ -154,12 +163,16 @@ mkdir -p "$tree/etc/idlepool-e2e"
   echo "events {}"
   echo "http { access_log off;"
   echo "  upstream alias_keep { server unix:/run/php/alias.sock; keepalive 2; }"
+  for ka in kawait kaclose; do
+    echo "  upstream ${ka}_keep { server unix:/run/php/$ka.sock; keepalive 4; keepalive_timeout 15s; }"
+  done
   echo "  server { listen 127.0.0.1:80;"
   for loc in seed:127.0.0.1:8888 alias:unix:/run/php/alias.sock churn1:unix:/run/php/churn1.sock \
-    churn2:unix:/run/php/churn2.sock keep:alias_keep direct:127.0.0.1:9101 proxied:127.0.0.1:9102; do
+    churn2:unix:/run/php/churn2.sock keep:alias_keep kawait:kawait_keep kaclose:kaclose_keep direct:127.0.0.1:9101 \
+    proxied:127.0.0.1:9102; do
     name=${loc%%:*} pass=${loc#*:}
     extra=""
-    [[ $name == keep ]] && extra="fastcgi_keep_conn on;"
+    [[ $name == keep || $name == ka* ]] && extra="fastcgi_keep_conn on;"
     echo "    location ~ ^/$name/(.+\.php)\$ { fastcgi_pass $pass; $extra include /etc/nginx/fastcgi_params;"
     echo "      fastcgi_param SCRIPT_FILENAME /srv/idlepool/\$1; fastcgi_read_timeout 120s; }"
   done

@@ -3,10 +3,14 @@
 // what request counting must not mistake for a new request. Runs on the host (php-fpm is not in the QEMU guests).
 #include <gtest/gtest.h>
 
+#include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <thread>
 
 #include "fastcgi_client.h"
+#include "idlepool/sys/cgroup.h"
 #include "idlepool/sys/probe.h"
 #include "php_fpm.h"
 #include "test_server.h"
@@ -57,6 +61,60 @@ TEST_P(ProbeOnPhpFpm, CountsEachFastCgiRequestOnceWithAndWithoutKeepAlive) {
   auto again = (*probe)->read();
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->front().requests, 7u) << "counted more after settling";
+}
+
+// A connection nginx keeps alive (fastcgi_keep_conn) after php-fpm answered: idle, not in flight. php-fpm reads the
+// request's empty FCGI_STDIN record after answering (8 bytes, what its service kind allows), and its worker waits in
+// read() on the connection, which is how idlepoold confirms it before it shuts the connection down for a stop
+// (keepalive-connections = close); the worker then goes back to accept() and serves a new connection.
+TEST_P(ProbeOnPhpFpm, AKeptAliveConnectionIsIdleAndItsWorkerWaitsOnIt) {
+  PhpFpmOptions options;
+  options.pm = "static";
+  options.max_children = 1;
+  options.tcp = GetParam();
+  PhpFpmPool pool(options);
+  std::string hello = pool.script("hello.php", "<?php echo 'hello';");
+  auto probe = sys::Probe::load({});
+  ASSERT_TRUE(probe.ok()) << probe.error().message;
+  auto id = (*probe)->add(pool.address());
+  ASSERT_TRUE(id.ok()) << id.error().message;
+
+  auto c = FastCgiClient::connect(pool.address(), true);
+  ASSERT_TRUE(c.ok());
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(c->request(hello).ok());
+  sys::ListenerSnapshot last;
+  ASSERT_TRUE(eventually([&] {
+    auto snaps = (*probe)->read();
+    if (!snaps || snaps->empty()) return false;
+    last = snaps->front();
+    return last.active == 1 && last.answered.size() == 1 && last.answered[0].received_since == 8;
+  })) << "active="
+      << last.active << " answered=" << last.answered.size()
+      << " received since=" << (last.answered.empty() ? 0 : last.answered[0].received_since);
+  uint32_t inode = last.answered[0].inode;
+
+  // The pool's processes as its cgroup would list them: the master and its worker.
+  char dir[] = "/tmp/idlepool-cgroup-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  std::string procs = std::to_string(pool.master_pid()) + "\n";
+  std::ifstream children("/proc/" + std::to_string(pool.master_pid()) + "/task/" + std::to_string(pool.master_pid()) +
+                         "/children");
+  for (pid_t pid; children >> pid;) procs += std::to_string(pid) + "\n";
+  std::filesystem::create_directory(std::string(dir) + "/pool");
+  std::ofstream(std::string(dir) + "/pool/cgroup.procs") << procs;
+  sys::CgroupFs cgroups(dir, "/proc");
+  EXPECT_TRUE(eventually([&] { return cgroups.waiting_readers("/pool", {inode}) == 1; }))
+      << "no worker of " << procs << " waits on socket " << inode;
+  EXPECT_EQ(cgroups.waiting_readers("/pool", {inode + 1000000}), 0u) << "another socket";
+  EXPECT_EQ(cgroups.shut_down_waiting("/pool", {inode}), 1u);
+  ::signal(SIGPIPE, SIG_IGN);  // the write of the next request may meet the shut-down end, as nginx's would
+  EXPECT_FALSE(c->request(hello).ok()) << "the connection was shut down";
+  auto fresh = FastCgiClient::connect(pool.address(), true);
+  ASSERT_TRUE(fresh.ok());
+  auto r = fresh->request(hello);
+  ASSERT_TRUE(r.ok()) << "the worker went back to accept(): " << r.error().message;
+  EXPECT_EQ(r->body(), "hello");
+  std::filesystem::remove_all(dir);
 }
 
 INSTANTIATE_TEST_SUITE_P(Host, ProbeOnPhpFpm, ::testing::Values(false, true),

@@ -230,6 +230,16 @@ void Client::request() {
   if (!read_line(fd_.get(), carry)) die("client read");
 }
 
+void Client::begin_request() {
+  if (!write_all(fd_.get(), "RE", 2)) die("client write");
+}
+
+void Client::end_request() {
+  if (!write_all(fd_.get(), "Q\n", 2)) die("client write");
+  std::string carry;
+  if (!read_line(fd_.get(), carry)) die("client read");
+}
+
 void Client::hang_up() {
   ::shutdown(fd_.get(), SHUT_WR);
   char buf[64];

@@ -53,6 +53,10 @@ class Client {
   explicit Client(const SocketAddress& address);
   // One request/response cycle; aborts the test process on failure (tests assert through the probe's counts).
   void request();
+  // The same cycle in two halves: the first bytes of a request (the server reads them and waits for the rest), then
+  // the rest and the response.
+  void begin_request();
+  void end_request();
   void close() { fd_.reset(); }
   // Ends the connection and waits until the server has closed its side too.
   void hang_up();

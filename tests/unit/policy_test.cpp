@@ -44,6 +44,8 @@ std::vector<Case> cases() {
   pinned.pinned = true;
   PoolPolicy long_uptime;
   long_uptime.min_uptime = 3600s;
+  PoolPolicy close_kept_alive;
+  close_kept_alive.kept_alive = KeptAlive::kClose;
   return {
       {"idle long enough: stop", idle_pool(), five_min, at(2300s), Kind::kStop, {}, Rule::kIdle, "idle"},
       {"not yet idle long enough: wait for the deadline", idle_pool(), five_min, at(2299s), Kind::kWait, at(2300s),
@@ -112,6 +114,28 @@ std::vector<Case> cases() {
       {"queued connection at the deadline: never stop",
        with(idle_pool(), [](PoolSnapshot& p) { p.queued_connections = 2; }), five_min, at(2400s), Kind::kWait,
        at(2405s), Rule::kInFlight, "0 active, 2 queued"},
+      {"idle kept-alive connections, keepalive-connections = wait: wait for the client to close them",
+       with(idle_pool(), [](PoolSnapshot& p) { p.idle_connections = 2; }), five_min, at(2300s), Kind::kWait, at(2305s),
+       Rule::kKeptAlive, "2 idle kept-alive connections held by the client: waiting for it to close them"},
+      {"idle kept-alive connections, keepalive-connections = close: stop through them",
+       with(idle_pool(), [](PoolSnapshot& p) { p.idle_connections = 2; }),
+       close_kept_alive,
+       at(2300s),
+       Kind::kStop,
+       {},
+       Rule::kIdle,
+       "idle"},
+      {"idle kept-alive connections do not move the idle deadline",
+       with(idle_pool(), [](PoolSnapshot& p) { p.idle_connections = 1; }), close_kept_alive, at(2299s), Kind::kWait,
+       at(2300s), Rule::kIdleTimeout, "idle for 299s of 300s"},
+      {"a request in flight beside kept-alive ones: in flight, whatever the setting",
+       with(idle_pool(),
+            [](PoolSnapshot& p) {
+              p.active_connections = 1;
+              p.idle_connections = 3;
+            }),
+       close_kept_alive, at(2300s), Kind::kWait, at(2305s), Rule::kInFlight,
+       "in flight: 1 active, 0 queued; 3 idle kept-alive connections held by the client"},
       {"busy workers alone do not keep it (static pools keep idle workers)",
        with(idle_pool(), [](PoolSnapshot& p) { p.workers = 5; }),
        five_min,

@@ -216,6 +216,9 @@ class PoolManagerTest : public ::testing::Test {
   std::set<std::string> vanished;
   std::vector<std::string> nudged;  // addresses, in order
   bool nudge_fails = false;
+  std::set<uint32_t> waiting;          // sockets (inodes) a worker is blocked reading
+  std::vector<uint32_t> shut_down;     // what the manager shut down for a stop
+  std::set<uint32_t> request_arrives;  // a request comes on these between the last look and the shutdown
 
   std::unique_ptr<PoolManager> manager(DaemonConfig config = base_config()) {
     PoolManager::Deps deps{systemd,
@@ -229,6 +232,20 @@ class PoolManagerTest : public ::testing::Test {
                              if (nudge_fails) return Error{"nudge " + a.to_string() + ": connect: Permission denied"};
                              nudged.push_back(a.to_string());
                              return {};
+                           },
+                           [this](const std::string&, const std::vector<uint32_t>& inodes) {
+                             size_t n = 0;
+                             for (uint32_t i : inodes) n += waiting.count(i);
+                             return n;
+                           },
+                           [this](const std::string&, const std::vector<uint32_t>& inodes) {
+                             size_t n = 0;
+                             for (uint32_t i : inodes)
+                               if (waiting.count(i) && !request_arrives.count(i)) {
+                                 shut_down.push_back(i);
+                                 ++n;
+                               }
+                             return n;
                            }};
     return std::make_unique<PoolManager>(config, deps);
   }
@@ -529,6 +546,84 @@ TEST_F(PoolManagerTest, ActivityAndWorkInFlightKeepAPoolRunning) {
   probe.at("/run/php/php-fpm@a.sock").active = 0;
   m->evaluate();
   EXPECT_EQ(systemd.stopped.size(), 1u);
+}
+
+// nginx's upstream keepalive holds a connection between requests: by default the stop waits for nginx to close it,
+// and that close is not activity (the idle window is not started again).
+TEST_F(PoolManagerTest, IdleKeptAliveConnectionsHoldTheStopUntilTheClientClosesThem) {
+  add_safe_pool("php-fpm@a");
+  auto m = manager();
+  discover(*m);
+  auto& sock = probe.at("/run/php/php-fpm@a.sock");
+  sock.last_activity_ns = static_cast<uint64_t>(clock.count());
+  sock.active = 1;
+  sock.answered = {{77, 0}};
+  waiting = {77};
+  clock += 60s;
+  EXPECT_EQ(m->evaluate(), clock + 5s);
+  EXPECT_TRUE(systemd.stopped.empty()) << "keepalive-connections = wait";
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").decision.rule, Rule::kKeptAlive);
+  EXPECT_NE(reason_of(*m, "php-fpm@a.service").find("1 idle kept-alive connection held by the client"),
+            std::string::npos)
+      << reason_of(*m, "php-fpm@a.service");
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").idle(), 1u);
+  // nginx closes it (its keepalive_timeout): the probe dates nothing new, and the pool stops at once.
+  clock += 45s;
+  sock.active = 0;
+  sock.answered.clear();
+  m->evaluate();
+  EXPECT_EQ(systemd.stopped, std::vector<std::string>{"php-fpm@a.service"});
+  EXPECT_TRUE(shut_down.empty());
+}
+
+TEST_F(PoolManagerTest, CloseStopsThroughConnectionsAWorkerWaitsOnAndShutsThemDownFirst) {
+  add_safe_pool("php-fpm@a");
+  auto config = base_config();
+  config.pools["php-fpm@a.service"].kept_alive = KeptAlive::kClose;
+  auto m = manager(config);
+  discover(*m);
+  auto& sock = probe.at("/run/php/php-fpm@a.sock");
+  // php-fpm: 77 read a request's end after its answer, 78 nothing; 79 received more (a new request).
+  sock.active = 3;
+  sock.answered = {{77, 8}, {78, 0}, {79, 9}};
+  waiting = {77};  // 78 looks idle to the probe, but no worker waits on it: a response that paused
+  clock += 60s;
+  m->evaluate();
+  EXPECT_TRUE(systemd.stopped.empty());
+  EXPECT_EQ(reason_of(*m, "php-fpm@a.service"),
+            "in flight: 1 active, 0 queued; 2 idle kept-alive connections held by the client");
+  // The request on 79 is answered and its connection closed: 78 is still not one a worker waits on.
+  sock.active = 2;
+  sock.answered.pop_back();
+  clock += 5s;
+  m->evaluate();
+  EXPECT_TRUE(systemd.stopped.empty());
+  EXPECT_EQ(reason_of(*m, "php-fpm@a.service"),
+            "in flight: 1 active, 0 queued; 1 idle kept-alive connection held by the client");
+  EXPECT_TRUE(shut_down.empty());
+  waiting = {77, 78};
+  clock += 5s;
+  m->evaluate();
+  EXPECT_EQ(systemd.stopped, std::vector<std::string>{"php-fpm@a.service"});
+  EXPECT_EQ(shut_down, (std::vector<uint32_t>{77, 78}));
+}
+
+TEST_F(PoolManagerTest, ARequestOnAKeptAliveConnectionAtTheStopKeepsThePoolRunning) {
+  add_safe_pool("php-fpm@a");
+  auto config = base_config();
+  config.defaults.kept_alive = KeptAlive::kClose;
+  auto m = manager(config);
+  discover(*m);
+  auto& sock = probe.at("/run/php/php-fpm@a.sock");
+  sock.active = 2;
+  sock.answered = {{77, 8}, {78, 8}};
+  waiting = {77, 78};
+  request_arrives = {78};
+  clock += 60s;
+  m->evaluate();
+  EXPECT_TRUE(systemd.stopped.empty()) << "78 carries a request now";
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").decision.rule, Rule::kInFlight);
+  EXPECT_EQ(shut_down, std::vector<uint32_t>{77});
 }
 
 TEST_F(PoolManagerTest, TheRateLimitSpreadsABurstOfDeadlines) {

@@ -1,6 +1,9 @@
 #include "idlepool/wire/procfs.h"
 
 #include <gtest/gtest.h>
+#include <sys/syscall.h>
+
+#include <string>
 
 namespace idlepool::wire {
 namespace {
@@ -40,6 +43,31 @@ TEST(Procfs, ParsesThePpidEvenWhenTheCommandHasParenthesesAndSpaces) {
   EXPECT_EQ(*parse_stat_ppid("77 (a) b) c) R 76 77 77 0 -1"), 76);
   EXPECT_FALSE(parse_stat_ppid("77 no parens").ok());
   EXPECT_FALSE(parse_stat_ppid("77 (x)").ok());
+}
+
+TEST(Procfs, SocketLinksNameTheirInode) {
+  EXPECT_EQ(parse_socket_link("socket:[123456]"), 123456u);
+  EXPECT_EQ(parse_socket_link("socket:[]"), std::nullopt);
+  EXPECT_EQ(parse_socket_link("socket:[12x]"), std::nullopt);
+  EXPECT_EQ(parse_socket_link("pipe:[123]"), std::nullopt);
+  EXPECT_EQ(parse_socket_link("/dev/null"), std::nullopt);
+  EXPECT_EQ(parse_socket_link("socket:[99999999999]"), std::nullopt);  // more than an inode holds
+}
+
+TEST(Procfs, ABlockedReadNamesItsDescriptor) {
+  // A php-fpm worker waiting for the next request on a kept-alive connection (fd 5), as /proc/PID/syscall shows it.
+  std::string read = std::to_string(SYS_read) + " 0x5 0x7ffd1c2e4a10 0x8 0x0 0x0 0x0 0x7ffd1c2e49f8 0x7f0e5b8f1992";
+  EXPECT_EQ(parse_blocked_read_fd(read), 5);
+  std::string recv = std::to_string(SYS_recvfrom) + " 0x1f 0x55d0 0x1000 0x0 0x0 0x0 0x7ffd 0x7f0e";
+  EXPECT_EQ(parse_blocked_read_fd(recv), 31);
+  // Waiting in accept() (an idle worker), running, or garbage: no connection it waits to read.
+  EXPECT_EQ(parse_blocked_read_fd(std::to_string(SYS_accept) + " 0x0 0x7ffd 0x7ffd 0x0 0x0 0x0 0x7ffd 0x7f0e"),
+            std::nullopt);
+  EXPECT_EQ(parse_blocked_read_fd("running"), std::nullopt);
+  EXPECT_EQ(parse_blocked_read_fd(""), std::nullopt);
+  EXPECT_EQ(parse_blocked_read_fd(std::to_string(SYS_read) + " 5"), std::nullopt);
+  EXPECT_EQ(parse_blocked_read_fd(std::to_string(SYS_read) + " 0xzz"), std::nullopt);
+  EXPECT_EQ(parse_blocked_read_fd(std::to_string(SYS_read) + " 0xffffffffff"), std::nullopt);
 }
 
 }  // namespace

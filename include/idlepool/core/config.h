@@ -21,6 +21,7 @@ struct PoolOverrides {
   std::optional<std::chrono::seconds> stall_timeout;
   std::optional<bool> pin;
   std::optional<bool> allow_abrupt_stop;
+  std::optional<KeptAlive> kept_alive;
 };
 
 enum class StopMethod { kBus, kSystemctl };

@@ -14,12 +14,19 @@
 
 namespace idlepool {
 
+// What to do with a pool whose only connections are idle ones the client keeps alive (nginx's upstream keepalive
+// with fastcgi_keep_conn): wait until the client closes them, or stop through them (php-fpm's workers close them).
+enum class KeptAlive : uint8_t { kWait, kClose };
+std::string_view to_string(KeptAlive k);  // "wait", "close"
+std::optional<KeptAlive> parse_kept_alive(std::string_view name);
+
 struct PoolPolicy {
   std::chrono::seconds idle_timeout{300};
   std::chrono::seconds min_uptime{30};
   // A pool whose queued connections nobody takes for this long is stalled (see check_stall); 0: never looked for.
   std::chrono::seconds stall_timeout{5};
   bool pinned = false;
+  KeptAlive kept_alive = KeptAlive::kWait;
 };
 
 // What the daemon knows of one pool at one moment.
@@ -37,6 +44,8 @@ struct PoolSnapshot {
   // In flight, across its sockets, read just now.
   uint32_t active_connections = 0;
   uint32_t queued_connections = 0;
+  // Not in flight: accepted connections the client keeps alive, answered, with nothing asked since.
+  uint32_t idle_connections = 0;
   uint32_t workers = 0;  // processes besides the main one (informational: busy static pools keep theirs)
   // Since when connections have been queued with none accepted (unset: nothing queued, or accepts progress).
   std::optional<MonoTime> queued_since;
@@ -63,13 +72,14 @@ enum class Rule : uint8_t {
   kInFlight,         // wait: connections active or queued at the deadline
   kRateLimit,        // wait: the global stop rate limit
   kStopFailed,       // wait: systemd refused the last stop
+  kKeptAlive,        // wait: only idle kept-alive connections left, and keepalive-connections = wait
 };
 inline constexpr Rule kAllRules[] = {Rule::kIdle,     Rule::kOperator,   Rule::kNotRunning,  Rule::kStopInProgress,
                                      Rule::kPinned,   Rule::kCannotWake, Rule::kUnsafe,      Rule::kProbeUnreadable,
                                      Rule::kDryRun,   Rule::kStartLimit, Rule::kIdleTimeout, Rule::kMinUptime,
-                                     Rule::kInFlight, Rule::kRateLimit,  Rule::kStopFailed};
+                                     Rule::kInFlight, Rule::kRateLimit,  Rule::kStopFailed,  Rule::kKeptAlive};
 // "idle", "operator", "not-running", "stop-in-progress", "pinned", "cannot-wake", "unsafe", "probe-unreadable",
-// "dry-run", "start-limit", "idle-timeout", "min-uptime", "in-flight", "rate-limit", "stop-failed".
+// "dry-run", "start-limit", "idle-timeout", "min-uptime", "in-flight", "rate-limit", "stop-failed", "kept-alive".
 std::string_view to_string(Rule rule);
 std::optional<Rule> parse_rule(std::string_view name);
 
@@ -86,6 +96,7 @@ struct Decision {
   MonoTime since{0};                // kIdleTimeout: idle since; kMinUptime: up since
   std::chrono::seconds limit{0};    // kIdleTimeout: idle-timeout; kMinUptime: min-uptime
   uint32_t active = 0, queued = 0;  // kInFlight
+  uint32_t idle = 0;                // kInFlight, kKeptAlive: idle kept-alive connections
   std::string detail;               // kCannotWake, kUnsafe, kStartLimit, kStopFailed, kProbeUnreadable: why
 
   // A stop is planned at `at` (the pool only has to stay idle).
@@ -105,6 +116,8 @@ std::string describe(const Decision& decision, MonoTime now);
 //          up min_uptime;
 //   wait:  while anything is in flight (active or queued connections): look again after min(idle_timeout, 5 s)...
 //          the daemon also looks again at once when the pool's last worker or main process exits;
+//   wait:  while idle kept-alive connections are open, if kept_alive is kWait (the client closes them: look again
+//          after min(idle_timeout, 5 s)); with kClose they do not hold the stop;
 //   stop:  otherwise, rule kIdle.
 Decision decide(const PoolSnapshot& pool, const PoolPolicy& policy, MonoTime now);
 

@@ -17,7 +17,7 @@ namespace idlepool::status {
 
 // Version 2: typed decisions ("rule"), absolute monotonic times beside the derived seconds. Bumped on any change
 // that a reader of an older version would misread.
-inline constexpr int kVersion = 2;
+inline constexpr int kVersion = 3;
 
 // Wake latency buckets (seconds): from the unit's start to the first accept or request.
 inline constexpr double kWakeLatencyBuckets[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
@@ -47,8 +47,9 @@ std::optional<StallAction> parse_stall_action(std::string_view name);
 struct SocketCounters {
   uint64_t accepts = 0;
   std::optional<uint64_t> requests;  // unset where the probe's tier cannot count them
-  uint32_t active = 0;               // accepted connections not yet closed
+  uint32_t active = 0;               // accepted connections not yet closed, not idle: work in flight
   uint32_t backlog = 0;              // connections waiting to be accepted
+  uint32_t idle = 0;                 // accepted connections the client keeps alive, idle between requests
 };
 
 struct Socket {
@@ -91,6 +92,7 @@ struct Pool {
   std::optional<uint64_t> requests() const;  // unset if any socket cannot say
   uint32_t active() const;
   uint32_t backlog() const;
+  uint32_t idle() const;
 };
 
 // The kernel probe: the tier serving each counter ("fentry", "sock", "syscall", "unavailable").

@@ -46,6 +46,10 @@ class ServiceKind {
   virtual std::string_view name() const = 0;
   virtual bool claims(const ServiceUnit& service) const = 0;
   virtual Verdict assess(const AssessInput& in) const = 0;
+  // What a server of this kind reads after its answer before it waits for the next request on a kept-alive
+  // connection, in bytes (php-fpm: the request's empty FCGI_STDIN record, 8). A connection that received more since
+  // its last answer carries a new request.
+  virtual uint32_t request_end_bytes() const { return 0; }
 };
 
 // The kinds in the order they are asked: the first that claims a service is its kind; generic claims all.

@@ -48,6 +48,13 @@ struct ProbeOptions {
 using ListenerId = uint32_t;
 
 // One registered listening socket, read at one moment.
+// An accepted connection whose server answered and has nothing to read or send: its socket inode, and the bytes the
+// server received on it since its last send.
+struct AnsweredConnection {
+  uint32_t inode = 0;
+  uint32_t received_since = 0;
+};
+
 struct ListenerSnapshot {
   ListenerId id = 0;
   SocketAddress address;             // as registered
@@ -58,10 +65,13 @@ struct ListenerSnapshot {
   uint64_t accepts = 0;              // connections accepted, by any process
   std::optional<uint64_t> requests;  // request cycles, counted as their responses start; empty when the tier cannot
   std::optional<uint64_t> closes;    // accepted connections seen closing; empty when the tier cannot see them
-  uint32_t active = 0;               // accepted connections not yet closed (sock_diag, now)
-  uint32_t backlog = 0;              // connections waiting to be accepted (sock_diag, now)
-  uint64_t last_activity_ns = 0;     // CLOCK_MONOTONIC ns of the latest accept/request/response/close; 0 = none yet
-  uint64_t first_use_ns = 0;         // CLOCK_MONOTONIC ns of the first accept or request since rearm(); 0 = none yet
+  uint32_t active = 0;               // accepted connections not yet closed (sock_diag, now), answered ones included
+  // Accepted connections the server has answered on, with no byte waiting either way: those that received nothing
+  // since (or only what ends a request, see kinds::ServiceKind::request_end_bytes) are idle, kept alive by the client.
+  std::vector<AnsweredConnection> answered;
+  uint32_t backlog = 0;           // connections waiting to be accepted (sock_diag, now)
+  uint64_t last_activity_ns = 0;  // CLOCK_MONOTONIC ns of the latest accept/request/response/close; 0 = none yet
+  uint64_t first_use_ns = 0;      // CLOCK_MONOTONIC ns of the first accept or request since rearm(); 0 = none yet
   // Unix: the file the listener is bound to, (st_ino, st_dev), when the kernel says (a nudge connects to it alone).
   std::optional<std::pair<uint64_t, uint32_t>> unix_file;
 };

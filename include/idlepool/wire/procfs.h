@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,5 +21,13 @@ Result<std::vector<int32_t>> parse_cgroup_procs(std::string_view text);
 
 // The parent pid in /proc/PID/stat text. The command name in parentheses may itself hold spaces and ')'.
 Result<int32_t> parse_stat_ppid(std::string_view stat);
+
+// The socket inode a /proc/PID/fd/N link names ("socket:[12345]"), if it names a socket.
+std::optional<uint32_t> parse_socket_link(std::string_view link);
+
+// /proc/PID/syscall of a blocked process: the fd it waits to read from, if the system call is a read of one fd
+// (read, readv, recvfrom, recvmsg, by their numbers on this architecture). "running", another call or malformed
+// text: none.
+std::optional<int> parse_blocked_read_fd(std::string_view syscall_text);
 
 }  // namespace idlepool::wire

@@ -18,7 +18,8 @@ sum_counter() {  # METRIC-NAME POOL: the sum over its series for POOL
     awk -v m="$1" -v p="pool=\"$2\"" 'index($1, m "{") == 1 && index($1, p) {v += $2} END {print v + 0}'
 }
 
-systemctl start nginx-e2e.service php-fpm@churn1.socket php-fpm@churn2.socket
+systemctl start nginx-e2e.service php-fpm@churn1.socket php-fpm@churn2.socket php-fpm@kawait.socket \
+  php-fpm@kaclose.socket
 "$CTL" reload >/dev/null
 
 # ---- through nginx, as in the original setup ----
@@ -73,9 +74,77 @@ kept=no
 check "accept-keepalive-counting" "20 requests through fastcgi_keep_conn: requests +$((req1 - req0)), on $((acc1 - acc0)) accepted connections" \
   test "$kept" = yes
 
+# ---- kept-alive connections that carry no request: nginx's upstream keepalive (keepalive_timeout 15s) ----
+# nginx keeps the FastCGI connection open between requests. It is not work in flight, and its close is not activity.
+# keepalive-connections = wait (the default): the stop waits for nginx to close it (15 s here), not a whole idle
+# window (3 s) more after that.
+post() {  # PATH: prints the status code of a POST with a body
+  curl -sS -m 120 -o /dev/null -w '%{http_code}' --data-binary 'name=value&x=1' "http://127.0.0.1$1"
+}
+ka_rule() { jfield "j['rule'], j['idle'], j['active']" show "$1" | tr -d "(),'"; }
+r1=$(http /kawait/hello.php)
+r2=$(post /kawait/hello.php)
+last=$(now)
+held=no
+for _ in $(seq 60); do
+  read -r rule idle active < <(ka_rule php-fpm@kawait.service)
+  [[ $rule == kept-alive && $idle -ge 1 && $active == 0 ]] && held=yes && break
+  sleep 0.25
+done
+reason=$(jfield "j['decision_reason']" show php-fpm@kawait.service)
+ka_metric=$(sum_counter idlepool_pool_idle_connections php-fpm@kawait.service)
+check "accept-keepalive-told-apart" "GET '${r1:0:3}', POST '$r2'; then: '$reason'; idlepool_pool_idle_connections $ka_metric" \
+  bash -c "[[ '$held' == yes && '$reason' == *'idle kept-alive connection'*'held by the client'* && '$r2' == 200 ]] && (( ${ka_metric%.*} >= 1 ))"
+wait_state php-fpm@kawait.service inactive 60
+stopped_after=$(since "$last")
+idle_logged=$(journalctl -u idlepoold --no-pager -o cat | grep 'stopping php-fpm@kawait.service: idle for' | tail -n 1 |
+  sed -E 's/.*idle for ([0-9]+)s.*/\1/')
+check "accept-keepalive-wait" "php-fpm@kawait $(state php-fpm@kawait.service) ${stopped_after}s after its last request (nginx closes its connection after 15s; idle-timeout 3s); idle for ${idle_logged:-?}s at the stop" \
+  bash -c "[[ '$(state php-fpm@kawait.service)' == inactive ]] && awk -v t='$stopped_after' 'BEGIN { exit !(t >= 14 && t <= 30) }' && (( ${idle_logged:-0} >= 14 ))"
+
+# keepalive-connections = close: stopped within its idle timeout while nginx holds the connection, and GET and POST
+# requests at random intervals around the idle timeout all answered (nginx retries a GET on a cached connection it
+# finds closed, but not a POST: idlepoold closes only connections a worker waits on with nothing unread, and keeps the
+# pool running if a request came on one meanwhile).
+ka_client() {  # SECONDS SEED: GET and POST alternately, 0.5..1.6 x 3 s apart
+  local end=$((SECONDS + $1)) n=0 code mark method
+  RANDOM=$2
+  while ((SECONDS < end)); do
+    n=$((n + 1))
+    mark=""
+    # Every third request first waits for the pool to stop, at most 12 s (nginx keeps its connection 15 s): a stop
+    # through a kept-alive connection this client caused, for sure.
+    if ((n % 3 == 0)); then
+      if wait_state php-fpm@kaclose.service inactive 12; then mark=" stopped-first"; else mark=" not-stopped-in-12s"; fi
+    fi
+    if ((n % 2)); then
+      method=GET
+      code=$(curl -sS -m 120 -o /dev/null -w '%{http_code}' http://127.0.0.1/kaclose/hello.php)
+    else
+      method=POST
+      code=$(post /kaclose/hello.php)
+    fi
+    [[ $code == 200 ]] && echo "ok$mark" || echo "bad $code $method$mark at $(date +%T.%N | cut -c1-12)"
+    sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.2f", 3 * (0.5 + 1.1 * r / 32767) }')"
+  done
+}
+ka_stops0=$(sum_counter idlepool_pool_stops_total php-fpm@kaclose.service)
+ka_client "${IDLEPOOL_KEEPALIVE_SECONDS:-45}" 21 >/tmp/kaclose.log
+ka_total=$(wc -l </tmp/kaclose.log)
+ka_good=$(grep -c '^ok' /tmp/kaclose.log)
+ka_forced=$(grep -c 'stopped-first' /tmp/kaclose.log)
+ka_late=$(grep -c 'not-stopped-in-12s' /tmp/kaclose.log)
+ka_stops=$(($(sum_counter idlepool_pool_stops_total php-fpm@kaclose.service) - ${ka_stops0%.*}))
+journalctl -u idlepoold --no-pager -o cat | grep 'php-fpm@kaclose.service' | grep -E 'stopping|closed|not stopped' >/tmp/kaclose-stops.log
+ka_closed=$(grep -c 'closed [1-9][0-9]* of [1-9][0-9]* idle kept-alive' /tmp/kaclose-stops.log)
+ka_longest=$(grep -o 'stopping php-fpm@kaclose.service: idle for [0-9]*s' /tmp/kaclose-stops.log | grep -o '[0-9]*s$' | tr -d s | sort -n | tail -n 1)
+check "accept-keepalive-close" "$ka_total GET/POST requests, $((ka_total - ka_good)) failed; $ka_forced sent after a stop they waited for ($ka_late waited in vain); $ka_stops stops, $ka_closed through kept-alive connections; longest idle at a stop ${ka_longest:-?}s (idle-timeout 3s, nginx keeps 15s)" \
+  bash -c "(( $ka_good == $ka_total && $ka_total >= 6 && $ka_forced >= 2 && $ka_late == 0 && $ka_closed >= $ka_forced && ${ka_longest:-99} <= 8 ))"
+grep '^bad' /tmp/kaclose.log | head -5 | sed 's/^/  /'
+
 # ---- churn: requests at random intervals around the idle timeout, several pools at once ----
 # The worst case for races between a stop and a new request. Every response is counted.
-churn_seconds=${IDLEPOOL_CHURN_SECONDS:-150}
+churn_seconds=${IDLEPOOL_CHURN_SECONDS:-120}
 stops0=$(( $(sum_counter idlepool_pool_stops_total php-fpm@churn1.service) + $(sum_counter idlepool_pool_stops_total php-fpm@churn2.service) + $(sum_counter idlepool_pool_stops_total php-fpm-seed.service) ))
 wakes0=$(( $(sum_counter idlepool_pool_wakes_total php-fpm@churn1.service) + $(sum_counter idlepool_pool_wakes_total php-fpm@churn2.service) + $(sum_counter idlepool_pool_wakes_total php-fpm-seed.service) ))
 client() {  # PATH IDLE_S SEED UNIT: requests until the end, sleeping 0.5..1.6 x IDLE between them
