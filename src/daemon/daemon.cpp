@@ -1,6 +1,7 @@
 #include "daemon.h"
 
 #include <grp.h>
+#include <linux/capability.h>
 #include <malloc.h>
 #include <signal.h>
 #include <spdlog/pattern_formatter.h>
@@ -9,6 +10,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <systemd/sd-daemon.h>
 
 #include <cerrno>
@@ -35,6 +37,22 @@
 
 namespace idlepool::daemon {
 namespace {
+
+// keepalive-connections = close looks at a pool's processes (/proc/PID/syscall and fd) and shuts a connection down
+// through a duplicate of a worker's descriptor (pidfd_getfd): ptrace access to processes of other users. The shipped
+// unit does not grant it; without it such connections hold the stop, as with wait, and the log says so.
+void check_close_privileges(const DaemonConfig& c) {
+  bool close = c.defaults.kept_alive == KeptAlive::kClose;
+  for (const auto& [unit, o] : c.pools) close = close || o.kept_alive == KeptAlive::kClose;
+  if (!close) return;
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  if (::syscall(SYS_capget, &header, data) == 0 && (data[0].effective & (1u << CAP_SYS_PTRACE)) != 0) return;
+  spdlog::warn(
+      "keepalive-connections = close needs CAP_SYS_PTRACE (to see that a pool's worker waits on a kept-alive "
+      "connection, and to shut it down); without it those connections hold the stop as with wait. To grant it: "
+      "systemctl edit idlepoold, [Service] CapabilityBoundingSet=CAP_SYS_PTRACE");
+}
 
 // Resident set size of this process, from /proc/self/statm (0 if unreadable).
 size_t resident_bytes() {
@@ -159,6 +177,7 @@ class Daemon::Impl {
     bus->set_stop_via(inv->config.stop_method == StopMethod::kSystemctl ? sys::SdBus::StopVia::kSystemctl
                                                                         : sys::SdBus::StopVia::kBus);
     manager->reconfigure(inv->config);
+    check_close_privileges(inv->config);
     spdlog::info("configuration reloaded from {}", inv->config_path);
     sd_notify(0, "READY=1");
     return {};
@@ -444,6 +463,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(const Invocation& invocation, std
         return cgroups_ptr->shut_down_waiting(cg, inodes);
       }};
   impl->manager = std::make_unique<PoolManager>(config, deps);
+  check_close_privileges(config);
   impl->bus = std::move(*bus);
 
   std::optional<gid_t> group;

@@ -618,7 +618,10 @@ void PoolManager::stop(Pool& pool, MonoTime now) {
     if (closed < inodes.size()) {
       pool.decision = wait_because(Rule::kInFlight, now + kInFlightRecheck);
       pool.decision.active = static_cast<uint32_t>(inodes.size() - closed);
-      spdlog::info("{}: not stopped: a request came on a kept-alive connection", pool.unit);
+      spdlog::info(
+          "{}: not stopped: a kept-alive connection was not shut down (a request came on it, or idlepoold "
+          "may not: see keepalive-connections)",
+          pool.unit);
       return;
     }
   }
