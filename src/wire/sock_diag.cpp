@@ -214,9 +214,11 @@ Result<void> decode_diag_reply(std::span<const uint8_t> bytes, uint32_t seq, Dia
       return {};
     } else if (nlh.nlmsg_type == NLMSG_ERROR) {
       if (payload.size() < sizeof(int)) return malformed("NLMSG_ERROR without an error code");
-      int err = -load<int>(payload, 0);
-      if (err == 0) return {};  // an ACK
-      return Error::from_errno("sock_diag dump refused by the kernel", err);
+      int code = load<int>(payload, 0);
+      if (code == 0) return {};  // an ACK
+      // The kernel sends a negative errno; anything else (INT_MIN cannot even be negated) is not a reply of its.
+      if (code > 0 || code < -4095) return malformed("NLMSG_ERROR with error code " + std::to_string(code));
+      return Error::from_errno("sock_diag dump refused by the kernel", -code);
     } else if (nlh.nlmsg_type == SOCK_DIAG_BY_FAMILY) {
       if (payload.empty()) return malformed("empty SOCK_DIAG_BY_FAMILY message");
       // Both inet_diag_msg and unix_diag_msg start with the address family.

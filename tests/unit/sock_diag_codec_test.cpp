@@ -9,6 +9,7 @@
 #include <linux/unix_diag.h>
 #include <sys/socket.h>
 
+#include <climits>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -185,6 +186,9 @@ std::vector<Broken> broken_replies() {
                  "UNIX_DIAG_ICONS"});
   out.push_back({"error reply", message(NLMSG_ERROR, bytes_of(-EPERM)), "refused by the kernel"});
   out.push_back({"error without code", message(NLMSG_ERROR, {1}), "without an error code"});
+  // Found by fuzz_sock_diag: INT_MIN cannot be negated; no errno is positive or below -4095.
+  out.push_back({"error code INT_MIN", message(NLMSG_ERROR, bytes_of(INT_MIN)), "error code -2147483648"});
+  out.push_back({"positive error code", message(NLMSG_ERROR, bytes_of(5)), "error code 5"});
   return out;
 }
 
