@@ -15,5 +15,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (pid <= 0) __builtin_trap();
   auto mount = idlepool::wire::find_cgroup2_mount(in);
   if (mount && (mount->empty() || (*mount)[0] != '/')) __builtin_trap();
+  // /proc/PID/syscall and /proc/PID/fd links, read for keepalive-connections = close.
+  auto fd = idlepool::wire::parse_blocked_read_fd(in);
+  if (fd && *fd < 0) __builtin_trap();
+  (void)idlepool::wire::parse_socket_link(in);
   return 0;
 }

@@ -18,29 +18,40 @@
 namespace idlepool::testing {
 namespace {
 
-class ProbeOnPhpFpm : public ::testing::TestWithParam<bool /*tcp*/> {};
+class ProbeOnPhpFpm : public ::testing::TestWithParam<bool /*tcp*/> {
+ protected:
+  // A pool of `pm` with `children`, a hello.php in it, and the probe watching its socket.
+  void watch(const std::string& pm, int children) {
+    PhpFpmOptions options;
+    options.pm = pm;
+    options.max_children = children;
+    options.tcp = GetParam();
+    pool = std::make_unique<PhpFpmPool>(options);
+    hello = pool->script("hello.php", "<?php echo 'hello';");
+    auto loaded = sys::Probe::load({});
+    ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+    probe = std::move(*loaded);
+    auto id = probe->add(pool->address());
+    ASSERT_TRUE(id.ok()) << id.error().message;
+  }
+  std::unique_ptr<PhpFpmPool> pool;
+  std::string hello;
+  std::unique_ptr<sys::Probe> probe;
+};
 
 TEST_P(ProbeOnPhpFpm, CountsEachFastCgiRequestOnceWithAndWithoutKeepAlive) {
-  PhpFpmOptions options;
-  options.pm = "ondemand";
-  options.max_children = 2;
-  options.tcp = GetParam();
-  PhpFpmPool pool(options);
-  std::string hello = pool.script("hello.php", "<?php echo 'hello';");
-  auto probe = sys::Probe::load({});
-  ASSERT_TRUE(probe.ok()) << probe.error().message;
-  auto id = (*probe)->add(pool.address());
-  ASSERT_TRUE(id.ok()) << id.error().message;
+  watch("ondemand", 2);
+  if (HasFatalFailure()) return;
 
   for (int i = 0; i < 3; ++i) {  // like nginx's default: a connection per request, closed by php-fpm
-    auto c = FastCgiClient::connect(pool.address(), false);
+    auto c = FastCgiClient::connect(pool->address(), false);
     ASSERT_TRUE(c.ok()) << c.error().message;
     auto r = c->request(hello);
     ASSERT_TRUE(r.ok()) << r.error().message;
     EXPECT_EQ(r->body(), "hello");
   }
   {
-    auto c = FastCgiClient::connect(pool.address(), true);  // fastcgi_keep_conn on
+    auto c = FastCgiClient::connect(pool->address(), true);  // fastcgi_keep_conn on
     ASSERT_TRUE(c.ok());
     for (int i = 0; i < 4; ++i) {
       auto r = c->request(hello);
@@ -50,7 +61,7 @@ TEST_P(ProbeOnPhpFpm, CountsEachFastCgiRequestOnceWithAndWithoutKeepAlive) {
   }
   sys::ListenerSnapshot last;
   bool settled = eventually([&] {
-    auto snaps = (*probe)->read();
+    auto snaps = probe->read();
     if (!snaps || snaps->empty()) return false;
     last = snaps->front();
     return last.accepts == 4 && last.requests == 7u && last.active == 0;
@@ -58,7 +69,7 @@ TEST_P(ProbeOnPhpFpm, CountsEachFastCgiRequestOnceWithAndWithoutKeepAlive) {
   EXPECT_TRUE(settled) << "accepts=" << last.accepts << " requests=" << (last.requests ? *last.requests : 0)
                        << " active=" << last.active << " (expected 4, 7, 0)";
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  auto again = (*probe)->read();
+  auto again = probe->read();
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->front().requests, 7u) << "counted more after settling";
 }
@@ -68,23 +79,15 @@ TEST_P(ProbeOnPhpFpm, CountsEachFastCgiRequestOnceWithAndWithoutKeepAlive) {
 // read() on the connection, which is how idlepoold confirms it before it shuts the connection down for a stop
 // (keepalive-connections = close); the worker then goes back to accept() and serves a new connection.
 TEST_P(ProbeOnPhpFpm, AKeptAliveConnectionIsIdleAndItsWorkerWaitsOnIt) {
-  PhpFpmOptions options;
-  options.pm = "static";
-  options.max_children = 1;
-  options.tcp = GetParam();
-  PhpFpmPool pool(options);
-  std::string hello = pool.script("hello.php", "<?php echo 'hello';");
-  auto probe = sys::Probe::load({});
-  ASSERT_TRUE(probe.ok()) << probe.error().message;
-  auto id = (*probe)->add(pool.address());
-  ASSERT_TRUE(id.ok()) << id.error().message;
+  watch("static", 1);
+  if (HasFatalFailure()) return;
 
-  auto c = FastCgiClient::connect(pool.address(), true);
+  auto c = FastCgiClient::connect(pool->address(), true);
   ASSERT_TRUE(c.ok());
   for (int i = 0; i < 2; ++i) ASSERT_TRUE(c->request(hello).ok());
   sys::ListenerSnapshot last;
   ASSERT_TRUE(eventually([&] {
-    auto snaps = (*probe)->read();
+    auto snaps = probe->read();
     if (!snaps || snaps->empty()) return false;
     last = snaps->front();
     return last.active == 1 && last.answered.size() == 1 && last.answered[0].received_since == 8;
@@ -96,8 +99,8 @@ TEST_P(ProbeOnPhpFpm, AKeptAliveConnectionIsIdleAndItsWorkerWaitsOnIt) {
   // The pool's processes as its cgroup would list them: the master and its worker.
   char dir[] = "/tmp/idlepool-cgroup-XXXXXX";
   ASSERT_NE(::mkdtemp(dir), nullptr);
-  std::string procs = std::to_string(pool.master_pid()) + "\n";
-  std::ifstream children("/proc/" + std::to_string(pool.master_pid()) + "/task/" + std::to_string(pool.master_pid()) +
+  std::string procs = std::to_string(pool->master_pid()) + "\n";
+  std::ifstream children("/proc/" + std::to_string(pool->master_pid()) + "/task/" + std::to_string(pool->master_pid()) +
                          "/children");
   for (pid_t pid; children >> pid;) procs += std::to_string(pid) + "\n";
   std::filesystem::create_directory(std::string(dir) + "/pool");
@@ -109,7 +112,7 @@ TEST_P(ProbeOnPhpFpm, AKeptAliveConnectionIsIdleAndItsWorkerWaitsOnIt) {
   EXPECT_EQ(cgroups.shut_down_waiting("/pool", {inode}), 1u);
   ::signal(SIGPIPE, SIG_IGN);  // the write of the next request may meet the shut-down end, as nginx's would
   EXPECT_FALSE(c->request(hello).ok()) << "the connection was shut down";
-  auto fresh = FastCgiClient::connect(pool.address(), true);
+  auto fresh = FastCgiClient::connect(pool->address(), true);
   ASSERT_TRUE(fresh.ok());
   auto r = fresh->request(hello);
   ASSERT_TRUE(r.ok()) << "the worker went back to accept(): " << r.error().message;
