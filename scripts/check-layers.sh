@@ -20,8 +20,8 @@ while read -r file; do
   [[ -n ${allowed[$layer]:-} ]] || continue
   while read -r inc; do
     target=${inc%%/*}
-    # The generic bits every layer may use: Result, the version, the RAII fd.
-    [[ $inc == result.h || $inc == version.h || $inc == sys/unique_fd.h ]] && continue
+    # The generic bits every layer may use: Result, the version, option errors, the RAII fd.
+    [[ $inc == result.h || $inc == version.h || $inc == options_error.h || $inc == sys/unique_fd.h ]] && continue
     [[ $inc == probe_abi.h && $layer == sys ]] && continue  # the kernel/user ABI: the loader's alone
     # adopt links the bounded file reader only (idlepool_files), never the kernel or systemd adapters.
     [[ $layer == adopt && $target == sys && $inc != sys/files.h ]] && { echo "check-layers: $file includes idlepool/$inc (adopt may use sys/files.h only)" >&2; bad=1; continue; }

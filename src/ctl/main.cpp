@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "adopt.h"
+#include "idlepool/options_error.h"
 #include "idlepool/sys/unique_fd.h"
 #include "idlepool/version.h"
 #include "idlepool/wire/control_protocol.h"
@@ -137,7 +138,7 @@ int main(int argc, char** argv) {
     po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
-    std::cerr << "idlepoolctl: " << e.what() << "\n";
+    std::cerr << "idlepoolctl: " << idlepool::describe(e) << "\n";
     return kUsage;
   }
   if (vm.count("help")) {

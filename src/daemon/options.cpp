@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "idlepool/options_error.h"
+
 namespace po = boost::program_options;
 
 namespace idlepool::daemon {
@@ -139,7 +141,7 @@ Result<Invocation> parse_invocation(const std::vector<std::string>& args) {
     std::vector<std::string> rest(args.begin() + (args.empty() ? 0 : 1), args.end());
     po::store(po::command_line_parser(rest).options(all).run(), vm);
   } catch (const po::error& e) {
-    return Error{std::string(e.what()), EINVAL};
+    return Error{describe(e), EINVAL};
   }
   if (vm.count("help-settings")) {
     std::ostringstream table;
@@ -177,7 +179,7 @@ Result<Invocation> parse_invocation(const std::vector<std::string>& args) {
     try {
       parsed = po::parse_config_file(in, file_options, /*allow_unregistered=*/true);
     } catch (const po::error& e) {
-      return Error{inv.config_path + ": " + e.what(), EINVAL};
+      return Error{inv.config_path + ": " + describe(e), EINVAL};
     }
     for (const auto& opt : parsed.options) {
       if (!opt.unregistered) continue;
@@ -191,19 +193,19 @@ Result<Invocation> parse_invocation(const std::vector<std::string>& args) {
       return Error{where(inv.config_path, text, name) + "unknown setting '" + name + "'", EINVAL};
     }
     try {
-      po::store(parsed, vm);  // after the command line: the command line wins
-    } catch (const po::validation_error& e) {
+      po::store(parsed, vm);                         // after the command line: the command line wins
+    } catch (const po::error_with_option_name& e) {  // a bad value, a setting given twice: named with its line
       std::string key = e.get_option_name();
       key.erase(0, key.find_first_not_of('-'));
-      return Error{where(inv.config_path, text, key) + e.what(), EINVAL};
+      return Error{where(inv.config_path, text, key) + describe(e), EINVAL};
     } catch (const po::error& e) {
-      return Error{inv.config_path + ": " + e.what(), EINVAL};
+      return Error{inv.config_path + ": " + describe(e), EINVAL};
     }
   }
   try {
     po::notify(vm);
   } catch (const po::error& e) {
-    return Error{e.what(), EINVAL};
+    return Error{describe(e), EINVAL};
   }
 
   // Values were checked for type by Boost; now their meaning, with the line when it came from the file.

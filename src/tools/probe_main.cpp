@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "idlepool/core/address.h"
+#include "idlepool/options_error.h"
 #include "idlepool/sys/probe.h"
 #include "idlepool/version.h"
 
@@ -123,7 +124,7 @@ int main(int argc, char** argv) {
     po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
-    std::cerr << "idlepool-probe: " << e.what() << "\n" << kUsage;
+    std::cerr << "idlepool-probe: " << idlepool::describe(e) << "\n" << kUsage;
     return 2;
   }
   if (vm.count("help")) {

@@ -5,8 +5,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <boost/program_options.hpp>
 #include <fstream>
 #include <sstream>
+
+#include "idlepool/options_error.h"
 
 namespace idlepool::daemon {
 namespace {
@@ -118,6 +121,12 @@ TEST(Options, BadInputIsNamedWithItsLine) {
       {"", {"--idle-timeout", "0"}, "--idle-timeout: idle-timeout must be at least 1s"},
       {"", {"--max-stops-per-second", "x"}, "the argument ('x') for option '--max-stops-per-second' is invalid"},
       {"", {"--frobnicate"}, "unrecognised option '--frobnicate'"},
+      {"dry-run = true\ndry-run = false\n", {}, ":1: option 'dry-run' cannot be specified more than once"},
+      // Text that looks like Boost's own placeholders is shown as written (Boost's what() replaced it forever).
+      {"%invalid_line%\n", {}, "invalid line '%invalid_line%'"},
+      {"dry-run = %value%\n", {}, ":1: the argument ('%value%') for option 'dry-run' is invalid"},
+      {"", {"--max-stops-per-second", "%value%%prefix%"}, "the argument ('%value%%prefix%') for option '--max-stops"},
+      {"", {"--%option%"}, "unrecognised option '--%option%'"},
   };
   for (const auto& c : cases) {
     std::string path = write_temp(c.file);
@@ -133,6 +142,22 @@ TEST(Options, BadInputIsNamedWithItsLine) {
   auto missing = parse({"--config", "/nonexistent/idlepool.conf"});
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.error().message.find("/nonexistent/idlepool.conf does not exist"), std::string::npos);
+}
+
+// describe() says what Boost's what() says wherever what() terminates.
+TEST(Options, ErrorsReadAsBoostWritesThem) {
+  namespace po = boost::program_options;
+  po::invalid_option_value value("soon");
+  value.set_option_name("idle-timeout");
+  po::ambiguous_option ambiguous({"socket", "sync"});
+  ambiguous.add_context("s", "--s", po::command_line_style::allow_long);
+  po::unknown_option unknown("--frobs");
+  po::invalid_config_file_syntax syntax("not ini", po::invalid_syntax::unrecognized_line);
+  po::validation_error nameless(po::validation_error::invalid_option_value);
+  po::error plain("plain text");
+  for (const po::error* e :
+       std::initializer_list<const po::error*>{&value, &ambiguous, &unknown, &syntax, &nameless, &plain})
+    EXPECT_EQ(describe(*e), std::string(e->what()));
 }
 
 }  // namespace
