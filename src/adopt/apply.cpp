@@ -274,6 +274,7 @@ void forget(const PoolPlan& p, std::ostream& log) {
   for (const auto& f : p.files) ::unlink(f.path.c_str());
   std::error_code ec;
   fs::remove_all(p.backup_dir, ec);
+  if (!p.opcache_dir.empty()) fs::remove_all(p.opcache_dir, ec);
   log << "  took back the files written for " << p.version << "/" << p.name << "\n";
 }
 
@@ -331,6 +332,12 @@ Result<void> apply_version(const Plan& plan, const VersionPlan& v, std::ostream&
   }
   if (auto w = write_files(v.files, log); !w) return w;
   if (auto r = run({"systemctl", "daemon-reload"}, log); !r) return r;
+  // The opcache file caches (boot makes them again from the same files). A pool without one still works: it compiles
+  // its scripts at every wake, as before.
+  for (const PoolPlan* p : pools)
+    if (!p->opcache_tmpfiles.empty())
+      if (auto r = run({"systemd-tmpfiles", "--create", p->opcache_tmpfiles}, log); !r)
+        log << "  warning: " << p->name << " has no opcache file cache: " << r.error().message << "\n";
   // 2. Unix pools: idlepool's socket takes the path over; the master's old socket gets no new connection. A socket
   // that does not start leaves its pool where it was (served by the master), its files taken back.
   std::erase_if(pools, [&](const PoolPlan* p) {
@@ -483,6 +490,8 @@ Result<void> undo_version(const std::string& version, const std::vector<const Ad
     }
     std::error_code ec;
     fs::remove_all(undoing_dir(*pools[i]), ec);
+    if (fs::remove_all(opcache_dir(env, version, m.name), ec) > 0)
+      log << "  removed " << opcache_dir(env, version, m.name) << " (its compiled scripts)\n";
     log << version << "/" << m.name << ": back in " << master << "\n";
   }
   if (last) {

@@ -1,6 +1,7 @@
 #include "idlepool/adopt/plan.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <set>
 #include <sstream>
@@ -169,7 +170,43 @@ std::string pool_conf_text(const PoolPlan& p, const Installation& inst, const wi
     }
     o << d.key << " = " << d.raw << "\n";
   }
+  if (!p.opcache_dir.empty())
+    o << "; idlepool: compiled scripts kept across stops (systemd-tmpfiles makes the directory, " << p.opcache_user
+      << "'s alone)\nphp_admin_value[opcache.file_cache] = " << p.opcache_dir << "\n";
   return o.str();
+}
+
+// The pool's opcache file cache directory, made by systemd-tmpfiles (at adoption and at every boot; never on the path
+// of a wake). The cache is code the pool's workers run: its user's alone.
+std::string opcache_tmpfiles_text(const PoolPlan& p) {
+  return "# Written by idlepoolctl adopt: the opcache file cache of " + p.service_unit + " (its compiled scripts\n" +
+         "# outlive a stop, so a wake does not compile the site again). Removed by --undo, with the directory.\n" +
+         "d " + p.opcache_dir + " 0700 " + p.opcache_user + " - -\n";
+}
+
+// Whether a php.ini flag's value is on, as PHP reads it.
+bool ini_on(std::string value) {
+  std::transform(value.begin(), value.end(), value.begin(), [](unsigned char c) { return std::tolower(c); });
+  return value == "1" || value == "on" || value == "yes" || value == "true";
+}
+
+// Where the pool's compiled scripts can be kept across stops, with a note when they cannot.
+void plan_opcache(const wire::FpmSection& pool, const Environment& env, PoolPlan* p) {
+  for (const char* kind : {"php_admin_value", "php_value"})
+    if (auto own = pool.get(std::string(kind) + "[opcache.file_cache]"); own && !own->empty()) {
+      p->notes.push_back("it keeps its own opcache.file_cache (" + *own + ")");
+      return;
+    }
+  for (const char* kind : {"php_admin_flag", "php_flag", "php_admin_value", "php_value"})
+    if (auto enable = pool.get(std::string(kind) + "[opcache.enable]"); enable && !ini_on(*enable)) return;
+  auto user = pool.get("user").value_or("");
+  if (!plain_name(user) || user == "root" || !env.user_exists(user)) {
+    p->notes.push_back("no opcache file cache: its user (" + (user.empty() ? std::string("none") : user) +
+                       ") is not a plain name of an existing user other than root, so every wake compiles its scripts");
+    return;
+  }
+  p->opcache_dir = opcache_dir(env, p->version, p->name);
+  p->opcache_user = user;
 }
 
 std::string manifest_text(const PoolPlan& p) {
@@ -242,6 +279,14 @@ VersionPlan version_files(VersionPlan v, const Environment& env) {
 }
 
 }  // namespace
+
+std::string opcache_dir(const Environment& env, const std::string& version, const std::string& name) {
+  return env.opcache_root + "/" + version + "/" + name;
+}
+
+std::string opcache_tmpfiles_path(const Environment& env, const std::string& version, const std::string& name) {
+  return env.tmpfiles_dir + "/idlepool-php" + version + "-fpm@" + name + ".conf";
+}
 
 std::string placeholder_path(const std::string& version) {
   return "/etc/php/" + version + "/fpm/pool.d/idlepool-placeholder.conf";
@@ -375,11 +420,16 @@ Plan make_plan(const std::vector<Installation>& installations, const std::vector
         plan.pools.push_back(std::move(p));
         continue;
       }
+      plan_opcache(pool, env, &p);
       int stop_timeout = kDefaultStopTimeout;
       std::string conf = "/etc/php/" + inst.version + "/fpm/idlepool/" + pool.name + ".conf";
       p.files.push_back({conf, pool_conf_text(p, inst, pool, &stop_timeout, &p.notes, env), 0644});
       p.files.push_back({env.systemd_dir + "/" + p.socket_unit, socket_unit_text(p, pool, env), 0644});
       p.files.push_back({env.systemd_dir + "/" + p.service_unit, service_unit_text(p, conf, stop_timeout, env), 0644});
+      if (!p.opcache_dir.empty()) {
+        p.opcache_tmpfiles = opcache_tmpfiles_path(env, p.version, p.name);
+        p.files.push_back({p.opcache_tmpfiles, opcache_tmpfiles_text(p), 0644});
+      }
       p.files.push_back({p.backup_dir + "/manifest", manifest_text(p), 0600});
       ++moving;
       plan.pools.push_back(std::move(p));
@@ -420,6 +470,9 @@ std::string render_plan(const Plan& plan, bool applying) {
     o << (applying ? "adopting" : "would adopt") << " from " << p.source << "\n  listen " << p.listen.systemd()
       << " stays where it is, held by " << p.socket_unit << "\n";
     for (const auto& f : p.files) o << "  write " << f.path << "\n";
+    if (!p.opcache_dir.empty())
+      o << "  keep its compiled scripts across stops in " << p.opcache_dir << " (opcache file cache, " << p.opcache_user
+        << "'s alone)\n";
     o << "  keep " << p.source << " as " << p.backup_dir << "/original (byte for byte) and take it out of "
       << p.master_unit << "\n";
     for (const auto& n : p.notes) o << "  note: " << n << "\n";

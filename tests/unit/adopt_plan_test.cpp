@@ -193,6 +193,55 @@ TEST(AdoptPlan, ASocketOwnerThatDoesNotExistIsRefused) {
   EXPECT_TRUE(pool(plan, "c").ok());
 }
 
+// An adopted pool keeps its compiled scripts across stops in a directory of its own user's; a pool that sets its own
+// file cache, turns opcache off or has no user that may own one is left as it is, with a note saying why.
+TEST(AdoptPlan, EachPoolGetsAnOpcacheFileCacheOfItsOwnUser) {
+  Environment env;
+  env.user_exists = [](const std::string& u) { return u != "ghost"; };
+  auto plan = make_plan(
+      {install({{"www.conf", kWww},
+                {"own.conf",
+                 "[own]\nuser = own\nlisten = /run/php/own.sock\nphp_admin_value[opcache.file_cache] = /srv/oc\n"},
+                {"off.conf", "[off]\nuser = off\nlisten = /run/php/off.sock\nphp_admin_flag[opcache.enable] = Off\n"},
+                {"on.conf", "[on]\nuser = on\nlisten = /run/php/on.sock\nphp_admin_flag[opcache.enable] = on\n"},
+                {"ghost.conf", "[ghost]\nuser = ghost\nlisten = /run/php/ghost.sock\n"},
+                {"root.conf", "[root]\nuser = root\nlisten = /run/php/root.sock\n"},
+                {"odd.conf", "[odd]\nuser = \"a b\"\nlisten = /run/php/odd.sock\n"}})},
+      {}, env);
+  const PoolPlan& www = pool(plan, "www");
+  ASSERT_TRUE(www.ok()) << www.refusal;
+  EXPECT_EQ(www.opcache_dir, "/var/cache/idlepool/opcache/8.2/www");
+  EXPECT_EQ(www.opcache_tmpfiles, "/etc/tmpfiles.d/idlepool-php8.2-fpm@www.conf");
+  const File* tmpfiles = file(www, "tmpfiles.d/idlepool-php8.2-fpm@www.conf");
+  ASSERT_NE(tmpfiles, nullptr);
+  EXPECT_NE(tmpfiles->text.find("\nd /var/cache/idlepool/opcache/8.2/www 0700 www-data - -\n"), std::string::npos)
+      << tmpfiles->text;
+  const File* conf = file(www, "fpm/idlepool/www.conf");
+  ASSERT_NE(conf, nullptr);
+  EXPECT_NE(conf->text.find("\nphp_admin_value[opcache.file_cache] = /var/cache/idlepool/opcache/8.2/www\n"),
+            std::string::npos);
+  EXPECT_EQ(file(www, "@www.service")->text.find("ExecStartPre"), std::string::npos);  // nothing on a wake's path
+  EXPECT_NE(render_plan(plan, false).find("/var/cache/idlepool/opcache/8.2/www (opcache file cache, www-data's"),
+            std::string::npos);
+  EXPECT_NE(pool(plan, "on").opcache_dir, "");
+
+  auto none = [&](const std::string& name, const std::string& note) {
+    const PoolPlan& p = pool(plan, name);
+    ASSERT_TRUE(p.ok()) << p.refusal;
+    EXPECT_EQ(p.opcache_dir, "") << name;
+    EXPECT_EQ(file(p, "@" + name + ".conf"), nullptr) << name;  // no tmpfiles.d file
+    EXPECT_EQ(file(p, "fpm/idlepool/" + name + ".conf")->text.find("file_cache] = /var/cache"), std::string::npos);
+    bool noted = note.empty();
+    for (const auto& n : p.notes) noted = noted || n.find(note) != std::string::npos;
+    EXPECT_TRUE(noted) << name << ": no note with '" << note << "'";
+  };
+  none("own", "it keeps its own opcache.file_cache (/srv/oc)");
+  none("off", "");
+  none("ghost", "no opcache file cache: its user (ghost) is not a plain name of an existing user other than root");
+  none("root", "its user (root)");
+  none("odd", "no opcache file cache");
+}
+
 TEST(AdoptPlan, IsIdempotentAndShowsWhatIsAdopted) {
   Environment env;
   env.adopted = {"8.2/www"};
@@ -223,7 +272,9 @@ TEST(AdoptManifest, RoundTripsThroughThePlan) {
   ASSERT_TRUE(m.ok()) << m.error().message;
   EXPECT_EQ(m->source, "/etc/php/8.2/fpm/pool.d/www.conf");
   EXPECT_EQ(m->listen, "/run/php/php8.2-fpm.sock");
-  EXPECT_EQ(m->files.size(), 3u);  // the pool's configuration and its two units; the manifest is in the backup
+  // The pool's configuration, its two units and its opcache directory's tmpfiles.d file; the manifest is in the backup.
+  EXPECT_EQ(m->files.size(), 4u);
+  EXPECT_EQ(m->files.back(), "/etc/tmpfiles.d/idlepool-php8.2-fpm@www.conf");
   EXPECT_FALSE(parse_manifest("version = 8.2\n").ok());
   EXPECT_FALSE(parse_manifest("what = ever\n").ok());
 }

@@ -12,6 +12,9 @@
 //   /etc/php/V/fpm/idlepool/NAME.conf                   the master's globals that matter + every directive of the
 //                                                       pool, with the alias listen
 //   /var/lib/idlepool/adopted/V/NAME/                   the original pool file byte for byte, and a manifest
+//   /etc/tmpfiles.d/idlepool-phpV-fpm@NAME.conf         its opcache file cache /var/cache/idlepool/opcache/V/NAME,
+//                                                       the pool's user's alone (0700): a wake loads the compiled
+//                                                       scripts instead of compiling the site again
 // and once per version a drop-in on phpV-fpm.service that runs `idlepoolctl adopt --sync V` before the master starts
 // or reloads, so that a panel rewriting an adopted pool's file, or writing a pool on an address a socket unit holds,
 // never makes the shared master fail.
@@ -63,6 +66,9 @@ struct PoolPlan {
   std::string service_unit;
   std::string master_unit;         // php8.2-fpm.service
   std::string backup_dir;          // /var/lib/idlepool/adopted/8.2/NAME
+  std::string opcache_dir;         // its opcache file cache, or empty (the pool sets its own, or cannot have one)
+  std::string opcache_user;        // who owns it: the pool's user
+  std::string opcache_tmpfiles;    // the tmpfiles.d file that makes it (one of `files`)
   std::vector<File> files;         // written on apply (units, the pool's configuration, the manifest)
   std::vector<std::string> notes;  // what the operator should know (a setting changed, a default made explicit)
   bool ok() const { return refusal.empty(); }
@@ -87,6 +93,8 @@ struct Environment {
   std::string systemd_dir = "/etc/systemd/system";
   std::string state_dir = "/var/lib/idlepool/adopted";
   std::string ctl_path = "/usr/bin/idlepoolctl";
+  std::string opcache_root = "/var/cache/idlepool/opcache";  // per pool: VERSION/NAME below it
+  std::string tmpfiles_dir = "/etc/tmpfiles.d";
   bool have_setfacl = false;  // /usr/bin/setfacl (package acl): needed to give a socket the pool's listen.acl_*
   std::string now;            // for the files' headers ("2026-12-01 10:00 UTC")
   // Pools already adopted, as VERSION/NAME (from the manifests in state_dir).
@@ -106,6 +114,10 @@ std::string render_plan(const Plan& plan, bool applying);
 
 // A systemd unit instance name may hold these characters only; pool names with others are refused.
 bool valid_instance_name(std::string_view name);
+
+// An adopted pool's opcache file cache directory, and the tmpfiles.d file that makes it.
+std::string opcache_dir(const Environment& env, const std::string& version, const std::string& name);
+std::string opcache_tmpfiles_path(const Environment& env, const std::string& version, const std::string& name);
 
 // The hidden name the socket unit binds before it takes over the pool's path atomically (same directory).
 std::string staging_path(const std::string& path);

@@ -79,7 +79,7 @@ check "debian-server" "php8.2-fpm and nginx serve the three pools" wait_until 60
 sha256sum "${originals[@]}" >/root/originals.sha256
 stat -c '%n %a %U:%G %Y' "${originals[@]}" >/root/originals.stat
 
-ours() { find /etc /usr/bin /usr/sbin /usr/share/doc /usr/share/man /lib/systemd /var/lib /run -xdev \( -name '*idlepool*' -o -name 'idlepoolctl*' \) 2>/dev/null | sort; }
+ours() { find /etc /usr/bin /usr/sbin /usr/share/doc /usr/share/man /lib/systemd /var/lib /var/cache /run -xdev \( -name '*idlepool*' -o -name 'idlepoolctl*' \) 2>/dev/null | sort; }
 ours >/root/ours-before
 
 echo "---- the package: install the previous build, upgrade to this one ----"
@@ -138,6 +138,15 @@ idlepoolctl adopt --apply | tee /root/again.txt | sed 's/^/  | /'
 check "idempotent" "a second apply changes nothing" bash -c \
   "grep -q 'Nothing to adopt' /root/again.txt && grep -c ': adopted (' /root/again.txt | grep -qx 3 &&
    [[ '$before' == \"\$(stat -c %Y /etc/systemd/system/idlepool-php8.2-fpm@www.socket /etc/php/8.2/fpm/idlepool/www.conf)\" ]]"
+
+echo "---- compiled scripts are kept across stops ----"
+names=(www site-tcp site-unix)
+for name in "${names[@]}"; do
+  dir=/var/cache/idlepool/opcache/8.2/$name
+  check "opcache-file-cache-$name" "$dir: $(stat -c '%U %a' "$dir" 2>&1), $(find "$dir" -name '*.php.bin' 2>/dev/null | wc -l) compiled script(s)" \
+    bash -c "[[ \$(stat -c '%U %a' $dir) == 'www-data 700' ]] && find $dir -name '*.php.bin' | grep -q . &&
+             grep -qx 'php_admin_value\[opcache.file_cache\] = $dir' /etc/php/8.2/fpm/idlepool/$name.conf"
+done
 
 echo "---- idle pools stop, requests wake them ----"
 idlepoolctl status | sed 's/^/  | /'
@@ -207,9 +216,10 @@ for p in "${paths[@]}"; do
 done
 check "undo-bytes" "the original pool files are back byte for byte, with their mode, owner and time" bash -c \
   "sha256sum -c --quiet /root/originals.sha256 && [[ \"\$(stat -c '%n %a %U:%G %Y' ${originals[*]})\" == \"\$(cat /root/originals.stat)\" ]]"
-check "undo-clean" "no unit, drop-in, placeholder or state of the adoption is left" bash -c \
+check "undo-clean" "no unit, drop-in, placeholder, opcache file cache or state of the adoption is left" bash -c \
   "! ls /etc/systemd/system/idlepool-php* /etc/systemd/system/php8.2-fpm.service.d/idlepool-adopt.conf \
-     /etc/php/8.2/fpm/pool.d/idlepool-placeholder.conf /etc/php/8.2/fpm/idlepool/* /run/php/.*.idlepool 2>/dev/null &&
+     /etc/php/8.2/fpm/pool.d/idlepool-placeholder.conf /etc/php/8.2/fpm/idlepool/* /run/php/.*.idlepool \
+     /etc/tmpfiles.d/idlepool-php* /var/cache/idlepool/opcache/8.2/* 2>/dev/null &&
    ! ls -A /var/lib/idlepool/adopted/ 2>/dev/null | grep -q ."
 # Each path once, right after the undo returned; any that does not answer at once is shown with what the master and
 # nginx said, and the check waits (bounded) for the state it needs: every pool served by the shared master.
