@@ -1,7 +1,14 @@
 #include "idlepool/kinds/php_fpm.h"
 
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cctype>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <regex>
 
 #include "idlepool/kinds/service_kind.h"
@@ -23,7 +30,16 @@ class PhpFpmKind final : public ServiceKind {
 
  private:
   void judge_listen(const wire::FpmSection& pool, const AssessInput& in, Verdict& v) const;
+  OpcacheSettings master_opcache(const std::vector<std::string>& argv) const;
   sys::FileReader& files_;
+  // The masters' ini files, read once while none of them changes: a thousand pools of one PHP version share them,
+  // and a pool is judged at every start.
+  struct IniRead {
+    std::vector<std::pair<std::string, std::optional<int64_t>>> stamps;  // every file read, with its time
+    OpcacheSettings settings;
+  };
+  mutable std::map<std::string, IniRead> ini_reads_;
+  static constexpr size_t kMaxIniReads = 64;
 };
 
 const std::vector<std::string>* fpm_argv(const ServiceUnit& s) {
@@ -66,7 +82,139 @@ void judge_stop(const ServiceUnit& s, const wire::FpmConfig& cfg, const AssessIn
   }
 }
 
+// PHP's reading of a boolean ini value (zend_ini_parse_bool).
+bool ini_bool(std::string value) {
+  std::transform(value.begin(), value.end(), value.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (value == "true" || value == "yes" || value == "on") return true;
+  return std::atoi(value.c_str()) != 0;
+}
+
+std::string octal_mode(mode_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof(buf), "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
+}
+
 }  // namespace
+
+PhpIniFiles php_ini_files(const std::vector<std::string>& argv) {
+  PhpIniFiles f;
+  if (argv.empty()) return f;
+  std::smatch m;
+  std::string name = basename_of(argv[0]);
+  if (std::regex_match(name, m, std::regex(R"(php-fpm(\d+\.\d+))"))) {
+    f.ini = "/etc/php/" + m[1].str() + "/fpm/php.ini";
+    f.scan_dir = "/etc/php/" + m[1].str() + "/fpm/conf.d";
+  }
+  bool no_ini = false;
+  for (size_t i = 1; i < argv.size(); ++i) {
+    const std::string& a = argv[i];
+    auto value = [&](const char* shortopt, const char* longopt, std::string& out) {
+      std::string so = shortopt, lo = longopt;
+      if ((a == so || a == lo) && i + 1 < argv.size()) {
+        out = argv[++i];
+        return true;
+      }
+      if (a.rfind(lo + "=", 0) == 0) {
+        out = a.substr(lo.size() + 1);
+        return true;
+      }
+      if (a.rfind(so, 0) == 0 && a.size() > so.size() && a[1] != '-') {
+        out = a.substr(so.size());
+        return true;
+      }
+      return false;
+    };
+    std::string v;
+    if (a == "-n" || a == "--no-php-ini") {
+      no_ini = true;
+    } else if (value("-c", "--php-ini", v)) {
+      f.ini = v.size() > 4 && v.compare(v.size() - 4, 4, ".ini") == 0 ? v : v + "/php.ini";
+    } else if (value("-d", "--define", v)) {
+      auto eq = v.find('=');
+      f.defines.emplace_back(v.substr(0, eq), eq == std::string::npos ? "1" : v.substr(eq + 1));
+    }
+  }
+  if (no_ini) f.ini = f.scan_dir = "";
+  return f;
+}
+
+void apply_php_ini_setting(const std::string& key, const std::string& value, OpcacheSettings& s) {
+  if (key == "zend_extension") {
+    if (basename_of(value).rfind("opcache", 0) == 0) s.loaded = true;
+  } else if (key == "opcache.enable") {
+    s.enabled = ini_bool(value);
+  } else if (key == "opcache.file_cache") {
+    s.file_cache = value;
+  }
+}
+
+Result<void> apply_php_ini(std::string_view text, const std::string& file, OpcacheSettings& s) {
+  // php.ini is the INI php-fpm's configuration is written in; its sections ([PHP], [opcache]) all apply, except
+  // [PATH=...] and [HOST=...] (per directory and per host, for CGI). It has no includes.
+  auto none = [](const std::string&) -> Result<std::vector<wire::NamedText>> { return std::vector<wire::NamedText>{}; };
+  auto cfg = wire::parse_fpm_config(text, file, none);
+  if (!cfg) return cfg.error();
+  auto apply = [&](const wire::FpmSection& section) {
+    for (const auto& d : section.directives) {
+      apply_php_ini_setting(d.key, d.value, s);
+      if (d.key == "opcache.file_cache") s.where = d.file + ":" + std::to_string(d.line);
+    }
+  };
+  apply(cfg->global);
+  for (const auto& section : cfg->pools)
+    if (section.name.rfind("PATH=", 0) != 0 && section.name.rfind("HOST=", 0) != 0) apply(section);
+  return {};
+}
+
+OpcacheSettings pool_opcache(OpcacheSettings s, const wire::FpmSection& pool) {
+  for (const auto& d : pool.directives) {
+    for (const char* kind : {"php_admin_value[", "php_admin_flag[", "php_value[", "php_flag["}) {
+      std::string_view k = kind;
+      if (d.key.size() <= k.size() + 1 || d.key.compare(0, k.size(), k) != 0 || d.key.back() != ']') continue;
+      std::string name = d.key.substr(k.size(), d.key.size() - k.size() - 1);
+      apply_php_ini_setting(name, d.value, s);
+      if (name == "opcache.file_cache") s.where = d.file + ":" + std::to_string(d.line);
+    }
+  }
+  return s;
+}
+
+std::vector<std::string> judge_opcache(const wire::FpmSection& pool, const OpcacheSettings& s,
+                                       const std::optional<sys::FileStat>& dir,
+                                       const std::optional<sys::FileStat>& parent) {
+  std::vector<std::string> w;
+  if (!s.known || !s.loaded || !s.enabled) return w;
+  const std::string who = "php-fpm pool [" + pool.name + "]: ";
+  if (s.file_cache.empty()) {
+    w.push_back(who +
+                "opcache keeps no file cache, so every wake compiles the site's scripts again (set "
+                "php_admin_value[opcache.file_cache] to a directory of the pool's user's alone, mode 0700; "
+                "idlepoolctl adopt does that for the pools it adopts)");
+    return w;
+  }
+  const std::string cache = "opcache.file_cache " + s.file_cache + (s.where.empty() ? "" : " (" + s.where + ")");
+  if (!dir || !S_ISDIR(dir->mode)) {
+    w.push_back(who + cache + " is not a directory: nothing is kept across stops");
+    return w;
+  }
+  const std::string user = pool.get("user").value_or("");
+  if ((dir->mode & 022) != 0) {
+    w.push_back(who + cache + " can be written by users other than " + dir->user + " (mode " + octal_mode(dir->mode) +
+                "): another site could put code there that this pool runs (make it " +
+                (user.empty() ? dir->user : user) + "'s alone, mode 0700)");
+  } else if (!user.empty() && dir->user != user && dir->uid != 0) {
+    w.push_back(who + cache + " belongs to " + dir->user + ", not to the pool's user " + user + ": " + dir->user +
+                " can put code there that this pool runs");
+  } else if (!user.empty() && user != "root" && dir->uid == 0) {
+    w.push_back(who + cache + " belongs to root: the pool's user " + user +
+                " cannot write it, so nothing is kept across stops");
+  }
+  if (parent && (parent->mode & 022) != 0 && (parent->mode & S_ISVTX) == 0)
+    w.push_back(who + "the directory that holds " + cache + " can be written by users other than " + parent->user +
+                " (mode " + octal_mode(parent->mode) + "): another site could put its own cache in its place");
+  return w;
+}
 
 bool runs_php_fpm(const std::vector<std::vector<std::string>>& exec_start) {
   for (const auto& argv : exec_start)
@@ -151,6 +299,40 @@ void PhpFpmKind::judge_listen(const wire::FpmSection& pool, const AssessInput& i
                          " could never wake again");
 }
 
+// What the master's ini files say about opcache, or nothing known if they cannot be read.
+OpcacheSettings PhpFpmKind::master_opcache(const std::vector<std::string>& argv) const {
+  PhpIniFiles ini = php_ini_files(argv);
+  if (ini.ini.empty() && ini.scan_dir.empty() && ini.defines.empty()) return {};
+  std::vector<std::pair<std::string, std::optional<int64_t>>> stamps;
+  auto stamp = [&](const std::string& path) {
+    auto st = files_.stat(path);
+    stamps.emplace_back(path, st ? std::optional<int64_t>(st->mtime_ns) : std::nullopt);
+  };
+  if (!ini.ini.empty()) stamp(ini.ini);  // PHP runs on its defaults without one
+  if (!ini.scan_dir.empty())
+    if (auto found = files_.glob(ini.scan_dir + "/*.ini"))
+      for (const auto& path : *found) stamp(path);
+  std::string key = ini.ini + "\n" + ini.scan_dir;
+  for (const auto& [k, v] : ini.defines) key += "\n" + k + "=" + v;
+  if (auto it = ini_reads_.find(key); it != ini_reads_.end() && it->second.stamps == stamps) return it->second.settings;
+
+  OpcacheSettings s;
+  for (const auto& [path, time] : stamps) {
+    if (!time) continue;
+    auto text = files_.read(path);
+    if (!text) continue;
+    if (!apply_php_ini(*text, path, s)) return {};
+  }
+  for (const auto& [k, v] : ini.defines) {
+    apply_php_ini_setting(k, v, s);
+    if (k == "opcache.file_cache") s.where = "-d on its command line";
+  }
+  s.known = true;
+  if (ini_reads_.size() >= kMaxIniReads) ini_reads_.clear();
+  ini_reads_[key] = {std::move(stamps), s};
+  return s;
+}
+
 Verdict PhpFpmKind::assess(const AssessInput& in) const {
   Verdict v;
   const ServiceUnit& s = *in.service;
@@ -168,9 +350,17 @@ Verdict PhpFpmKind::assess(const AssessInput& in) const {
     return v;
   }
   if (cfg->pools.empty()) unsafe(v, inv.config + " defines no pool");
+  const OpcacheSettings opcache = master_opcache(*argv);
   for (const auto& pool : cfg->pools) {
     judge_listen(pool, in, v);
     if (pool.get("pm") == "ondemand") v.nudge_on_stall = true;
+    const OpcacheSettings mine = pool_opcache(opcache, pool);
+    std::optional<sys::FileStat> dir, parent;
+    if (mine.known && mine.loaded && mine.enabled && !mine.file_cache.empty() && mine.file_cache.front() == '/') {
+      dir = files_.stat(mine.file_cache);
+      parent = files_.stat(std::filesystem::path(mine.file_cache).parent_path().string());
+    }
+    for (auto& w : judge_opcache(pool, mine, dir, parent)) v.warnings.push_back(std::move(w));
   }
   judge_stop(s, *cfg, in, v);
   return v;

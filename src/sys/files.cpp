@@ -4,6 +4,7 @@
 #include <glob.h>
 #include <linux/posix_acl.h>
 #include <linux/posix_acl_xattr.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -73,6 +74,18 @@ std::string BoundedFiles::canonical(const std::string& path) {
   auto dir = std::filesystem::canonical(p.parent_path(), ec);
   if (ec) return {};
   return (dir / p.filename()).string();
+}
+
+std::optional<FileStat> BoundedFiles::stat(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  FileStat o{st.st_uid, std::to_string(st.st_uid), st.st_mode,
+             static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+  std::array<char, 1024> buf{};
+  struct passwd pw {};
+  struct passwd* found = nullptr;
+  if (::getpwuid_r(st.st_uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr) o.user = found->pw_name;
+  return o;
 }
 
 Result<void> grant_group_rw(const std::string& path, gid_t group) {

@@ -39,7 +39,9 @@ pm = dynamic
 class FakeFiles final : public sys::FileReader {
  public:
   std::map<std::string, std::string> files;
+  std::map<std::string, int> reads;
   Result<std::string> read(const std::string& path) override {
+    ++reads[path];
     auto it = files.find(path);
     if (it == files.end()) return Error{"cannot open " + path + ": No such file or directory", ENOENT};
     return it->second;
@@ -60,6 +62,14 @@ class FakeFiles final : public sys::FileReader {
   std::string canonical(const std::string& path) override {
     if (path.rfind("/var/run/", 0) == 0) return "/run/" + path.substr(9);
     return path;
+  }
+  std::map<std::string, sys::FileStat> owners;
+  std::optional<sys::FileStat> stat(const std::string& path) override {
+    if (auto it = owners.find(path); it != owners.end()) return it->second;
+    auto file = files.find(path);
+    if (file == files.end()) return std::nullopt;
+    // A file's time changes with its text.
+    return sys::FileStat{0, "root", S_IFREG | 0644, static_cast<int64_t>(std::hash<std::string>{}(file->second))};
   }
 };
 
@@ -265,6 +275,120 @@ TEST_F(PhpFpmKindTest, AnUnreadableConfigurationIsUnsafe) {
   v = assess();
   ASSERT_TRUE(v.unsafe.has_value());
   EXPECT_NE(v.unsafe->find("cannot tell which php-fpm configuration"), std::string::npos);
+}
+
+// opcache: every wake compiles the site again unless a file cache keeps the compiled scripts; a file cache another
+// user can write is code that user puts into this pool. Warnings only: nothing here stops or blocks a stop.
+TEST_F(PhpFpmKindTest, OpcacheWithoutAFileCacheOrWithOneOthersCanWriteIsWarnedAbout) {
+  auto site = [&](const std::string& extra) {
+    files.files["/etc/php/site.conf"] =
+        "[global]\nprocess_control_timeout = 10s\n[site]\nuser = site\nlisten = /run/php/site.sock.inherited\n" + extra;
+  };
+  auto warned = [&](const std::string& says) {
+    auto v = assess();
+    EXPECT_FALSE(v.unsafe.has_value());
+    for (const auto& w : v.warnings)
+      if (w.find(says) != std::string::npos) return true;
+    return false;
+  };
+  auto opcache_warnings = [&]() {
+    size_t n = 0;
+    for (const auto& w : assess().warnings) n += w.find("opcache") != std::string::npos;
+    return n;
+  };
+  // Debian's php.ini and conf.d: opcache loaded by 10-opcache.ini, on by default.
+  files.files["/etc/php/8.2/fpm/php.ini"] = "[PHP]\nengine = On\n[opcache]\n;opcache.enable=1\n";
+  files.files["/etc/php/8.2/fpm/conf.d/10-opcache.ini"] = "; priority=10\nzend_extension=opcache.so\n";
+  site("");
+  EXPECT_TRUE(warned("php-fpm pool [site]: opcache keeps no file cache, so every wake compiles the site's scripts"));
+  // The ini files are read again only when one changes (a pool is judged at every start; a thousand share them).
+  int reads = files.reads["/etc/php/8.2/fpm/php.ini"];
+  assess();
+  EXPECT_EQ(files.reads["/etc/php/8.2/fpm/php.ini"], reads);
+  files.files["/etc/php/8.2/fpm/php.ini"] += "[opcache]\nopcache.enable = 0\n";
+  EXPECT_FALSE(warned("opcache keeps no file cache"));
+  EXPECT_EQ(files.reads["/etc/php/8.2/fpm/php.ini"], reads + 1);
+  files.files["/etc/php/8.2/fpm/php.ini"] = "[PHP]\nengine = On\n";
+
+  site("php_admin_value[opcache.file_cache] = /var/cache/oc/site\n");
+  files.owners["/var/cache/oc"] = {0, "root", S_IFDIR | 0755};
+  files.owners["/var/cache/oc/site"] = {1001, "site", S_IFDIR | 0700};
+  EXPECT_EQ(opcache_warnings(), 0u) << "the pool's user's alone";
+  files.owners["/var/cache/oc/site"] = {1001, "site", S_IFDIR | 0777};
+  EXPECT_TRUE(
+      warned("opcache.file_cache /var/cache/oc/site (/etc/php/site.conf:6) can be written by users other "
+             "than site (mode 0777): another site could put code there"));
+  files.owners["/var/cache/oc/site"] = {1002, "other", S_IFDIR | 0700};
+  EXPECT_TRUE(warned("belongs to other, not to the pool's user site: other can put code there"));
+  files.owners["/var/cache/oc/site"] = {0, "root", S_IFDIR | 0700};
+  EXPECT_TRUE(warned("belongs to root: the pool's user site cannot write it"));
+  files.owners["/var/cache/oc/site"] = {1001, "site", S_IFDIR | 0700};
+  files.owners["/var/cache/oc"] = {0, "root", S_IFDIR | 0777};
+  EXPECT_TRUE(warned("the directory that holds opcache.file_cache /var/cache/oc/site"));
+  files.owners["/var/cache/oc"] = {0, "root", S_IFDIR | 01777};  // sticky, like /tmp: nobody replaces another's
+  EXPECT_EQ(opcache_warnings(), 0u);
+  files.owners.erase("/var/cache/oc/site");
+  EXPECT_TRUE(warned("/var/cache/oc/site (/etc/php/site.conf:6) is not a directory: nothing is kept"));
+
+  // Set for the whole master (php.ini, or -d on its command line): the same judgement, saying where.
+  site("");
+  files.files["/etc/php/8.2/fpm/conf.d/99-cache.ini"] = "opcache.file_cache = \"/var/cache/oc/site\"\n";
+  files.owners["/var/cache/oc/site"] = {1001, "site", S_IFDIR | 0770};
+  files.owners["/var/cache/oc"] = {0, "root", S_IFDIR | 0755};
+  EXPECT_TRUE(warned("/var/cache/oc/site (/etc/php/8.2/fpm/conf.d/99-cache.ini:1) can be written by users other"));
+  files.files.erase("/etc/php/8.2/fpm/conf.d/99-cache.ini");
+  service.exec_start[0].push_back("-dopcache.file_cache=/var/cache/oc/site");
+  EXPECT_TRUE(warned("(-d on its command line) can be written"));
+
+  // Off, not loaded, or not known: nothing to say.
+  for (const char* off : {"php_admin_flag[opcache.enable] = off\n", "php_flag[opcache.enable] = 0\n",
+                          "php_admin_value[opcache.enable] = \"false\"\n"}) {
+    site(off);
+    EXPECT_EQ(opcache_warnings(), 0u) << off;
+  }
+  site("");
+  service.exec_start[0].push_back("-n");  // no php.ini: opcache is not loaded
+  EXPECT_EQ(opcache_warnings(), 0u);
+  service.exec_start[0] = {"/opt/php/sbin/php-fpm", "--fpm-config", "/etc/php/site.conf"};  // which php.ini? unknown
+  EXPECT_EQ(opcache_warnings(), 0u);
+}
+
+TEST(PhpIniFiles, FromTheCommandLineAsPhpReadsThem) {
+  auto f = kinds::php_ini_files({"/usr/sbin/php-fpm8.2", "--nodaemonize"});
+  EXPECT_EQ(f.ini, "/etc/php/8.2/fpm/php.ini");
+  EXPECT_EQ(f.scan_dir, "/etc/php/8.2/fpm/conf.d");
+  f = kinds::php_ini_files({"php-fpm8.3", "-c", "/srv/ini", "-d", "opcache.enable=0", "--define=memory_limit=1G"});
+  EXPECT_EQ(f.ini, "/srv/ini/php.ini");
+  ASSERT_EQ(f.defines.size(), 2u);
+  EXPECT_EQ(f.defines[0], (std::pair<std::string, std::string>{"opcache.enable", "0"}));
+  EXPECT_EQ(f.defines[1], (std::pair<std::string, std::string>{"memory_limit", "1G"}));
+  EXPECT_EQ(kinds::php_ini_files({"php-fpm8.2", "--php-ini=/srv/my.ini"}).ini, "/srv/my.ini");
+  f = kinds::php_ini_files({"php-fpm8.2", "-n"});
+  EXPECT_EQ(f.ini, "");
+  EXPECT_EQ(f.scan_dir, "");
+  EXPECT_EQ(kinds::php_ini_files({"/opt/php-fpm"}).ini, "");
+}
+
+// Debian's own php.ini and conf.d as installed here (php8.2-fpm loads opcache, on by default): read as PHP reads them.
+TEST(PhpIniFiles, DebiansOwnLoadOpcacheWithoutAFileCache) {
+  if (::access("/etc/php/8.2/fpm/conf.d/10-opcache.ini", R_OK) != 0) GTEST_SKIP() << "php8.2-fpm is not installed";
+  char dir[] = "/tmp/idlepool-ini-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string conf = std::string(dir) + "/site.conf";
+  std::ofstream(conf) << "[global]\nprocess_control_timeout = 10s\n[site]\nuser = www-data\nlisten = /run/s.sock\n";
+  sys::BoundedFiles files;
+  auto kind = kinds::make_php_fpm_kind(files);
+  ServiceUnit s;
+  s.exec_start = {{"/usr/sbin/php-fpm8.2", "--fpm-config", conf}};
+  s.kill_signal = SIGQUIT;
+  kinds::AssessInput in;
+  in.service = &s;
+  auto v = kind->assess(in);
+  ::unlink(conf.c_str());
+  ::rmdir(dir);
+  bool warned = false;
+  for (const auto& w : v.warnings) warned = warned || w.find("opcache keeps no file cache") != std::string::npos;
+  EXPECT_TRUE(warned) << "Debian's php.ini and 10-opcache.ini load opcache, with no file cache";
 }
 
 TEST(PhpFpmInvocation, ConfigAndPrefixFromTheCommandLine) {

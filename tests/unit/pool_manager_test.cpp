@@ -144,6 +144,7 @@ class FpmFiles final : public sys::FileReader {
   }
   Result<std::vector<std::string>> glob(const std::string&) override { return std::vector<std::string>{}; }
   std::string canonical(const std::string& path) override { return path; }
+  std::optional<sys::FileStat> stat(const std::string&) override { return std::nullopt; }
 };
 
 class FakeProbe final : public sys::ListenerSource {

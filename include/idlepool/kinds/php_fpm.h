@@ -33,4 +33,37 @@ struct FpmListen {
 };
 FpmListen parse_fpm_listen(const std::string& value);
 
+// Whether a pool keeps its compiled scripts across a stop. opcache lives in the master's shared memory, so a stop
+// throws it away and a wake compiles the whole site again, unless opcache.file_cache names a directory the next master
+// loads them from. That directory is code the pool runs: it must be the pool's user's alone.
+struct OpcacheSettings {
+  bool known = false;      // the master's php.ini could be read
+  bool loaded = false;     // a zend_extension line loads opcache
+  bool enabled = true;     // opcache.enable
+  std::string file_cache;  // opcache.file_cache ("" none)
+  std::string where;       // the file and line that set file_cache
+};
+
+// The ini files a php-fpm command line reads: its php.ini (-c FILE or DIR, else Debian's /etc/php/X.Y/fpm/php.ini for
+// php-fpmX.Y), the scan directory's *.ini, none with -n; and its -d KEY=VALUE settings, applied last.
+struct PhpIniFiles {
+  std::string ini;       // "" when it cannot tell
+  std::string scan_dir;  // conf.d
+  std::vector<std::pair<std::string, std::string>> defines;
+};
+PhpIniFiles php_ini_files(const std::vector<std::string>& argv);
+
+// Applies the settings of one ini file (php.ini syntax) that matter to opcache. Errors name the file and line.
+Result<void> apply_php_ini(std::string_view text, const std::string& file, OpcacheSettings& settings);
+void apply_php_ini_setting(const std::string& key, const std::string& value, OpcacheSettings& settings);
+
+// The master's settings as one pool sees them: its php_value/php_flag/php_admin_* lines win.
+OpcacheSettings pool_opcache(OpcacheSettings master, const wire::FpmSection& pool);
+
+// What deserves a warning about a pool's opcache: none kept across stops, or a file cache another user can write.
+// `dir` and `parent` are the file cache directory and the one that holds it (absent: not there).
+std::vector<std::string> judge_opcache(const wire::FpmSection& pool, const OpcacheSettings& settings,
+                                       const std::optional<sys::FileStat>& dir,
+                                       const std::optional<sys::FileStat>& parent);
+
 }  // namespace idlepool::kinds

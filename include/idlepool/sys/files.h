@@ -6,6 +6,8 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +15,14 @@
 #include "idlepool/wire/php_fpm_config.h"
 
 namespace idlepool::sys {
+
+// Who owns a file, who may write it, and when it changed.
+struct FileStat {
+  uid_t uid = 0;
+  std::string user;      // the owner's name, or the number when it has none
+  mode_t mode = 0;       // st_mode: type and permission bits
+  int64_t mtime_ns = 0;  // last modification
+};
 
 class FileReader {
  public:
@@ -24,6 +34,8 @@ class FileReader {
   // `path` with the symlinks of its directory resolved (/var/run/php/x.sock is /run/php/x.sock); the last component
   // is kept as it is (it may not exist: php-fpm's alias listen names nothing). Empty if the directory does not exist.
   virtual std::string canonical(const std::string& path) = 0;
+  // Owner, mode and time of `path` (symlinks followed), or nothing if it is not there.
+  virtual std::optional<FileStat> stat(const std::string& path) = 0;
 };
 
 class BoundedFiles final : public FileReader {
@@ -34,6 +46,7 @@ class BoundedFiles final : public FileReader {
   Result<std::string> read(const std::string& path) override;
   Result<std::vector<std::string>> glob(const std::string& pattern) override;
   std::string canonical(const std::string& path) override;
+  std::optional<FileStat> stat(const std::string& path) override;
 };
 
 // A php-fpm configuration and everything it includes, read through `files` (bounded) as php-fpm reads it; `prefix`

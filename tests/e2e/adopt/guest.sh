@@ -184,6 +184,11 @@ check "panel-new-pool" "a new pool.d file + systemctl reload php8.2-fpm: served 
 idlepoolctl check | sed 's/^/  | /'
 check "check-names-unadopted" "idlepoolctl check names 8.2/site-new and how to adopt it" bash -c \
   "idlepoolctl check | grep -q '8.2/site-new .*not socket-activated.*idlepoolctl adopt 8.2/site-new'"
+idlepoolctl check >/root/check.txt
+check "check-opcache" "the shared master's pools keep no compiled script across a stop (warned); the adopted ones do" \
+  bash -c "grep '^php8.2-fpm.service ' /root/check.txt | grep -q 'opcache keeps no file cache' &&
+           [[ \$(grep -c '^idlepool-php8.2-fpm@' /root/check.txt) == 3 ]] &&
+           ! grep '^idlepool-php8.2-fpm@' /root/check.txt | grep -q opcache"
 cp /var/lib/idlepool/adopted/8.2/site-unix/original /etc/php/8.2/fpm/pool.d/site-unix.conf  # the panel saves it again
 systemctl reload php8.2-fpm.service
 check "panel-rewrites-adopted-same" "the master reloads; the copy is taken out again; the adopted pool serves" bash -c \
