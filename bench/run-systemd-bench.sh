@@ -8,6 +8,9 @@
 #             pools stopped and with all of them running
 #   reaction  a pool's deadline to its stop completed; a worker's exit to the decision
 #   wake      first request to a stopped pool vs warm, through nginx, with and without idlepoold; systemd-socket-proxyd
+#   app       a real PHP application (Debian's phpMyAdmin, its login page: ~280 scripts) behind nginx in pools idlepoold
+#             stops: a warm request; the first request after idlepoold stopped the pool, without and with an opcache
+#             file cache; the same first request with the pool stopped by hand and idlepoold not running
 #   discovery idlepoold run by hand on the 1000 units: logging to a file vs to the journal
 #   bus       reading units from systemd: one call at a time vs many in flight, GetAll vs Get (bench/bus_read_bench.cpp)
 # Usage: bench/run-systemd-bench.sh BUILD_DIR [PART...]   (default: memory scale reaction wake)
@@ -88,10 +91,29 @@ After=direct-fpm.service
 [Service]
 ExecStart=/lib/systemd/systemd-socket-proxyd --exit-idle-time=30s 127.0.0.1:9101
 UNIT
+app_sockets=""
+if [[ " $parts " == *" app "* ]]; then
+  # Debian's own package (the guest runs on this machine's root).
+  dpkg -s phpmyadmin >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    phpmyadmin >/dev/null
+  for name in pma-nofc pma-fc; do
+    {
+      printf '[global]\nerror_log = syslog\nprocess_control_timeout = 20s\n[%s]\n' "$name"
+      printf 'user = www-data\ngroup = www-data\nlisten = /run/php/%s.sock.inherited\n' "$name"
+      printf 'pm = ondemand\npm.max_children = 2\npm.process_idle_timeout = 10s\n'
+      [[ $name == pma-fc ]] && echo "php_admin_value[opcache.file_cache] = /var/cache/idlepool/opcache/8.2/pma-fc"
+    } >"$tree/etc/php/8.2/fpm/idlepool/$name.conf"
+    printf '[pool php-fpm@%s.service]\nidle-timeout = 4s\n' "$name" >>"$tree/etc/idlepool/idlepool.conf"
+    app_sockets+=" php-fpm@$name.socket"
+    location="    location = /$name/ { fastcgi_pass unix:/run/php/$name.sock; include /etc/nginx/fastcgi_params;"
+    location+=" fastcgi_param SCRIPT_FILENAME /usr/share/phpmyadmin/index.php; fastcgi_read_timeout 300s; }"
+    sed -i "s|^  server { listen 127.0.0.1:80;\$|&\n$location|" "$tree/etc/idlepool-e2e/nginx.conf"
+  done
+fi
 install -m 0755 "$here/guest/systemd-bench.sh" "$tree/usr/local/lib/idlepool-e2e/systemd-bench.sh"
 cat >"$tree/usr/local/lib/idlepool-e2e/bench-driver.sh" <<DRIVER
 #!/bin/bash
-systemctl start php-fpm@alias.socket \$(for i in \$(seq 6); do echo php-fpm@react\$i.socket; done)
+systemctl start php-fpm@alias.socket \$(for i in \$(seq 6); do echo php-fpm@react\$i.socket; done)$app_sockets
 systemctl start idlepoold
 BENCH_BUILD="$build" BENCH_PARTS="$parts" /usr/local/lib/idlepool-e2e/systemd-bench.sh
 DRIVER

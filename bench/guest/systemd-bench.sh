@@ -1,7 +1,7 @@
 #!/bin/bash
 # Runs inside the systemd guest (bench/run-systemd-bench.sh boots it): what idlepool costs and what it saves, on a
 # real Debian server. Prints "BENCH: ..." lines (figures) for the host to collect. Parts (BENCH_PARTS): memory,
-# reaction, wake, bus, discovery, scale (run in that order). Under emulation absolute times are slow; ratios and
+# reaction, wake, app, bus, discovery, scale (run in that order). Under emulation absolute times are slow; ratios and
 # memory are what count.
 set -u
 parts=${BENCH_PARTS:-memory scale reaction wake}
@@ -148,6 +148,51 @@ if [[ " $parts " == *" wake "* ]]; then
     say "wake: wrk -t1 -c4 -d15s /$target/: $(echo "$out" | awk '/Requests\/sec/ {print $2}') req/s, latency $(echo "$out" | awk '/Latency/ {print $2}') (avg), $(echo "$out" | awk '/Non-2xx/ {n = $NF} END {print n + 0}') not 2xx"
   done
 fi
+if [[ " $parts " == *" app "* ]]; then
+  # What a visitor of a real site waits for after idlepoold stopped its pool. The two pools serve the same
+  # application; pma-fc keeps its compiled scripts in an opcache file cache, pma-nofc compiles them at every wake.
+  systemctl start nginx-e2e.service
+  install -d -m 0700 -o www-data /var/cache/idlepool/opcache/8.2/pma-fc
+  page() { curl -sS -m 300 -o /tmp/app-page.html -w '%{http_code} %{time_total}\n' "http://127.0.0.1$1" &&
+    grep -q '<title>phpMyAdmin' /tmp/app-page.html || echo "BENCH: app: $1 did not give phpMyAdmin's login page" >&2; }
+  ok_median() { awk '$1 == 200 {print $2}' "$1" | median; }
+  until_state() {  # UNIT STATE SECONDS
+    local end=$((SECONDS + $3))
+    while [[ $(state "$1") != "$2" ]]; do
+      ((SECONDS < end)) || { echo "BENCH: app: $1 not $2 after $3 s" >&2; return 1; }
+      sleep 0.2
+    done
+  }
+  rounds=${BENCH_APP_ROUNDS:-7}
+  page /pma-nofc/ >/dev/null
+  page /pma-fc/ >/dev/null  # compiles the application once: its file cache is filled
+  : >/tmp/app-warm.txt
+  : >/tmp/app-cold-pma-nofc.txt
+  : >/tmp/app-cold-pma-fc.txt
+  : >/tmp/app-cold-by-hand.txt
+  for r in $(seq "$rounds"); do
+    page /pma-fc/ >/dev/null
+    page /pma-fc/ >>/tmp/app-warm.txt
+    for p in pma-nofc pma-fc; do  # each stopped by idlepoold (idle-timeout 4 s), then woken by one request
+      until_state "php-fpm@$p.service" inactive 120 && page "/$p/" >>"/tmp/app-cold-$p.txt"
+    done
+  done
+  systemctl stop idlepoold
+  for r in $(seq "$rounds"); do
+    sleep 3  # within systemd's start limit (5 in 10 s)
+    systemctl stop php-fpm@pma-fc.service
+    until_state php-fpm@pma-fc.service inactive 60 && page /pma-fc/ >>/tmp/app-cold-by-hand.txt
+  done
+  systemctl start idlepoold
+  warm=$(ok_median /tmp/app-warm.txt) nofc=$(ok_median /tmp/app-cold-pma-nofc.txt) fc=$(ok_median /tmp/app-cold-pma-fc.txt)
+  byhand=$(ok_median /tmp/app-cold-by-hand.txt)
+  spread() { awk '$1 == 200 {print $2}' "$1" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%s-%s", lo, hi}'; }
+  say "app: phpMyAdmin's login page ($(find /var/cache/idlepool/opcache/8.2/pma-fc -name '*.php.bin' | wc -l) compiled scripts), $rounds rounds, medians (spread): warm $warm s ($(spread /tmp/app-warm.txt))"
+  say "app: first request after idlepoold stopped the pool: without a file cache $nofc s ($(spread /tmp/app-cold-pma-nofc.txt)), with $fc s ($(spread /tmp/app-cold-pma-fc.txt))"
+  say "app: first / warm: without a file cache $(awk -v a="$nofc" -v b="$warm" 'BEGIN { printf "%.2f", a / b }'), with $(awk -v a="$fc" -v b="$warm" 'BEGIN { printf "%.2f", a / b }'); the wake's extra (first - warm) is $(awk -v n="$nofc" -v f="$fc" -v w="$warm" 'BEGIN { printf "%.2f", (n - w) / (f - w) }')x smaller with the file cache"
+  say "app: with the file cache, stopped by hand without idlepoold: first request $byhand s ($(spread /tmp/app-cold-by-hand.txt)); with idlepoold / without: $(awk -v a="$fc" -v b="$byhand" 'BEGIN { printf "%.3f", a / b }')"
+fi
+
 if [[ " $parts " == *" bus "* ]]; then
   # Reading units from systemd, several ways (bench/bus_read_bench.cpp), on BENCH_BUS_UNITS socket-activated units.
   n=${BENCH_BUS_UNITS:-100}
