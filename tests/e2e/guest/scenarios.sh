@@ -44,14 +44,28 @@ jfield() {  # EXPR VERB...
 # Right after a daemon restart that began at T: "STATE RULE PLANNED", PLANNED being how long after T its stop is
 # planned (the time from T to the query, plus the daemon's stops-in). A daemon that stopped nothing on stale data
 # plans it at least a whole idle window after T, however long the restart took.
+# A pool's idle window as the daemon restarted at T (date +%s.%N) left it: "STATE RULE SECONDS", where SECONDS is how
+# long after T its stop is planned, or, when the new daemon has stopped it already (a restart that took longer than the
+# pool's idle timeout), how long after T it stopped ("inactive stopped SECONDS", from systemd's own timestamp). Either
+# is at least the idle timeout when nothing was stopped on stale data, however long the restart took.
 window_after_restart() {  # UNIT T
   local asked
   asked=$(since "$2")
   "$CTL" --json=short show "$1" | python3 -c '
-import json, sys
+import json, subprocess, sys, time
 j = json.load(sys.stdin)
 s = j["stops_in_seconds"]
-print(j["state"], j["rule"], "%.2f" % (float(sys.argv[1]) + s) if s is not None else "none")' "$asked"
+if j["state"] == "inactive":
+    exit_mono = int(subprocess.check_output(["systemctl", "show", "-P", "ActiveExitTimestampMonotonic", sys.argv[3]])) / 1e6
+    stopped = time.time() - (time.monotonic() - exit_mono)
+    print("inactive stopped", "%.2f" % (stopped - float(sys.argv[2])))
+else:
+    print(j["state"], j["rule"], "%.2f" % (float(sys.argv[1]) + s) if s is not None else "none")' "$asked" "$2" "$1"
+}
+# Whether window_after_restart's answer keeps a whole idle window of SECONDS after the restart began.
+whole_window() {  # STATE RULE SECONDS WINDOW
+  [[ ($1 == active && $2 == idle-timeout) || ($1 == inactive && $2 == stopped) ]] &&
+    awk -v p="$3" -v w="$4" 'BEGIN { exit !(p >= w - 0.05) }'
 }
 # Stops and wakes of one pool, from idlepoolctl ("stops wakes").
 counts() {  # UNIT
@@ -191,8 +205,8 @@ woke=$(fcgi /run/php/alias.sock hello.php)
 t=$(now)
 systemctl restart idlepoold  # returns at READY
 read -r st rule planned < <(window_after_restart php-fpm@alias.service "$t")
-check "restart-no-early-stop" "after a restart (READY after $(since "$t") s): php-fpm@alias $st, $rule, its stop planned ${planned} s after the restart began (idle-timeout 6s; '$woke' before)" \
-  bash -c "test '$st' = active && test '$rule' = idle-timeout && awk -v p='$planned' 'BEGIN { exit !(p >= 5.95) }'" ||
+check "restart-no-early-stop" "after a restart (READY after $(since "$t") s): php-fpm@alias $st, $rule, its stop planned (or made) ${planned} s after the restart began (idle-timeout 6s; '$woke' before)" \
+  whole_window "$st" "$rule" "$planned" 6 ||
   unit_story php-fpm@alias.service
 if wait_state php-fpm@alias.service inactive 30; then
   pass "restart-then-stop: php-fpm@alias stopped $(since "$t")s after the restart (a whole window of its own)"
@@ -330,7 +344,7 @@ systemctl start idlepoold
 
 # ---- the loop never waits for systemd: idlepoolctl is answered while many units are discovered ----
 mkdir -p /run/idlepool-disc
-disc_units=${IDLEPOOL_E2E_DISCOVER_UNITS:-120}
+disc_units=${IDLEPOOL_E2E_DISCOVER_UNITS:-240}
 systemctl start $(for ((i = 1; i <= disc_units; i++)); do echo "disc@$i.socket"; done)
 sed -i '1i unit-pattern = disc@*.service' /etc/idlepool/idlepool.conf  # global settings come before any [pool]
 systemctl restart --no-block idlepoold
@@ -345,18 +359,21 @@ while ((SECONDS < deadline)); do
   seen_discovering=$((seen_discovering + 1))
   done_n=$n_done total_n=$n_total
   ((first_done < 0)) && first_done=$n_done
-  t=$(now)
-  "$CTL" list >/dev/null
-  slowest_list=$(awk -v a="$slowest_list" -v b="$(since "$t")" 'BEGIN { print (b > a ? b : a) }')
+  if ((answered == 0)); then  # one list too, timed; more would only take samples away from status
+    t=$(now)
+    "$CTL" list >/dev/null
+    slowest_list=$(since "$t")
+  fi
   answered=$((answered + 1))
   slowest=$(awk -v a="$slowest" -v b="$took" 'BEGIN { print (b > a ? b : a) }')
-  sleep 0.3
 done
-# What is asserted does not depend on the machine's speed: idlepoolctl is answered while discovery is under way (the
-# daemon says so in each answer), more than once; a loop that waited for systemd would answer only after it. The
+# What is asserted: idlepoolctl is answered while discovery is under way (the daemon says so in the answer); a loop
+# that waited for systemd would answer only after it. How many answers fit in the discovery depends on the machine's
+# speed (one run beside another guest got a single one, at 0 of 125 read: the loop answered while its first calls to
+# PID 1 were in flight), so one is enough, and 240 units keep the discovery several idlepoolctl round trips long. The
 # times are printed (a loaded 2-core host running two emulated guests took 1.5 s); bench/ measures them.
 check "answers-while-discovering" "$answered status answers during a discovery of $disc_units units (read: $first_done at the first, $done_n of $total_n at the last); slowest ${slowest}s (list ${slowest_list}s; idlepoolctl's own start is ~0.3 s here)" \
-  bash -c "(( $answered >= 2 ))"
+  bash -c "(( $answered >= 1 ))"
 sed -i '/^unit-pattern = disc@\*.service$/d' /etc/idlepool/idlepool.conf
 systemctl stop $(for ((i = 1; i <= disc_units; i++)); do echo "disc@$i.socket"; done)
 systemctl restart idlepoold
