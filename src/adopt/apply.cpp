@@ -41,7 +41,7 @@ constexpr auto kSwitchTimeout = std::chrono::seconds(30);
 Error errno_error(const std::string& what) { return Error::from_errno(what, errno); }
 
 // Runs a command (no shell); its output goes to ours. Fails naming the command.
-Result<void> run(const std::vector<std::string>& argv, std::ostream& log) {
+Result<void> run(const std::vector<std::string>& argv, std::ostream& log, bool quiet = false) {
   std::vector<char*> args;
   args.reserve(argv.size() + 1);
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -50,6 +50,13 @@ Result<void> run(const std::vector<std::string>& argv, std::ostream& log) {
   pid_t pid = ::fork();
   if (pid < 0) return errno_error("fork");
   if (pid == 0) {
+    if (quiet) {
+      int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+      if (null >= 0) {
+        ::dup2(null, 1);
+        ::dup2(null, 2);
+      }
+    }
     ::execvp(args[0], args.data());
     _exit(127);
   }
@@ -433,6 +440,12 @@ Result<void> undo_version(const std::string& version, const std::vector<const Ad
       return Error{a->dir + "/manifest: listen " + a->manifest.listen + ": " + listen.error().message, EINVAL};
     listens.push_back(*listen);
   }
+  // idlepoold must leave these pools alone while they move: its idle stop of one whose path this undo has just handed
+  // to the master would find that path gone (or not its socket) and restart the socket unit, whose link would then
+  // take the path back from the master. Pinned at runtime (best effort: idlepoold may not run); the units go away.
+  for (const Adopted* a : pools)
+    if (run({env.ctl_path, "pin", a->manifest.service_unit}, log, /*quiet=*/true))
+      log << "  " << a->manifest.service_unit << ": pinned in idlepoold while it moves\n";
   for (const Adopted* a : pools) {
     if (auto c = copy_exact(a->dir + "/original", a->manifest.source); !c) return c;
     log << version << "/" << a->manifest.name << ": restored " << a->manifest.source << " byte for byte\n";
