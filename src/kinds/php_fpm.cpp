@@ -18,6 +18,26 @@ namespace {
 
 std::string basename_of(const std::string& path) { return std::filesystem::path(path).filename().string(); }
 
+// The value of option argv[i] as php-fpm's getopt takes it: "-x V", "-xV", "--long V" or "--long=V" (i moves past a
+// separate value).
+bool option_value(const std::vector<std::string>& argv, size_t& i, std::string_view shortopt, std::string_view longopt,
+                  std::string& out) {
+  const std::string& a = argv[i];
+  if ((a == shortopt || a == longopt) && i + 1 < argv.size()) {
+    out = argv[++i];
+    return true;
+  }
+  if (a.size() > longopt.size() && a.compare(0, longopt.size(), longopt) == 0 && a[longopt.size()] == '=') {
+    out = a.substr(longopt.size() + 1);
+    return true;
+  }
+  if (a.size() > shortopt.size() && a.compare(0, shortopt.size(), shortopt) == 0) {
+    out = a.substr(shortopt.size());
+    return true;
+  }
+  return false;
+}
+
 class PhpFpmKind final : public ServiceKind {
  public:
   explicit PhpFpmKind(sys::FileReader& files) : files_(files) {}
@@ -109,28 +129,12 @@ PhpIniFiles php_ini_files(const std::vector<std::string>& argv) {
   bool no_ini = false;
   for (size_t i = 1; i < argv.size(); ++i) {
     const std::string& a = argv[i];
-    auto value = [&](const char* shortopt, const char* longopt, std::string& out) {
-      std::string so = shortopt, lo = longopt;
-      if ((a == so || a == lo) && i + 1 < argv.size()) {
-        out = argv[++i];
-        return true;
-      }
-      if (a.rfind(lo + "=", 0) == 0) {
-        out = a.substr(lo.size() + 1);
-        return true;
-      }
-      if (a.rfind(so, 0) == 0 && a.size() > so.size() && a[1] != '-') {
-        out = a.substr(so.size());
-        return true;
-      }
-      return false;
-    };
     std::string v;
     if (a == "-n" || a == "--no-php-ini") {
       no_ini = true;
-    } else if (value("-c", "--php-ini", v)) {
+    } else if (option_value(argv, i, "-c", "--php-ini", v)) {
       f.ini = v.size() > 4 && v.compare(v.size() - 4, 4, ".ini") == 0 ? v : v + "/php.ini";
-    } else if (value("-d", "--define", v)) {
+    } else if (option_value(argv, i, "-d", "--define", v)) {
       auto eq = v.find('=');
       f.defines.emplace_back(v.substr(0, eq), eq == std::string::npos ? "1" : v.substr(eq + 1));
     }
@@ -225,25 +229,8 @@ bool runs_php_fpm(const std::vector<std::vector<std::string>>& exec_start) {
 FpmInvocation fpm_invocation(const std::vector<std::string>& argv) {
   FpmInvocation inv;
   for (size_t i = 1; i < argv.size(); ++i) {
-    const std::string& a = argv[i];
-    auto take = [&](std::string& out, const char* longopt, const char* shortopt) {
-      std::string lo = longopt, so = shortopt;
-      if ((a == lo || a == so) && i + 1 < argv.size()) {
-        out = argv[++i];
-        return true;
-      }
-      if (a.rfind(lo + "=", 0) == 0) {
-        out = a.substr(lo.size() + 1);
-        return true;
-      }
-      if (a.rfind(so, 0) == 0 && a.size() > so.size()) {
-        out = a.substr(so.size());
-        return true;
-      }
-      return false;
-    };
-    if (take(inv.config, "--fpm-config", "-y")) continue;
-    take(inv.prefix, "--prefix", "-p");
+    if (option_value(argv, i, "-y", "--fpm-config", inv.config)) continue;
+    option_value(argv, i, "-p", "--prefix", inv.prefix);
   }
   if (inv.config.empty() && !argv.empty()) {
     // Debian: php-fpm8.2 reads /etc/php/8.2/fpm/php-fpm.conf.
