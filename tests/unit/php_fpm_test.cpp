@@ -351,6 +351,10 @@ TEST_F(PhpFpmKindTest, OpcacheWithoutAFileCacheOrWithOneOthersCanWriteIsWarnedAb
   EXPECT_EQ(opcache_warnings(), 0u);
   service.exec_start[0] = {"/opt/php/sbin/php-fpm", "--fpm-config", "/etc/php/site.conf"};  // which php.ini? unknown
   EXPECT_EQ(opcache_warnings(), 0u);
+  service.exec_start[0] = {"/usr/sbin/php-fpm8.2", "--fpm-config", "/etc/php/site.conf"};
+  files.files["/etc/php/8.2/fpm/php.ini"] = "[PHP\nengine = \"On\n";  // garbage: not known, no guess, not unsafe
+  EXPECT_EQ(opcache_warnings(), 0u);
+  EXPECT_FALSE(assess().unsafe.has_value());
 }
 
 TEST(PhpIniFiles, FromTheCommandLineAsPhpReadsThem) {
