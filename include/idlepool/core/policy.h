@@ -20,8 +20,25 @@ enum class KeptAlive : uint8_t { kWait, kClose };
 std::string_view to_string(KeptAlive k);  // "wait", "close"
 std::optional<KeptAlive> parse_kept_alive(std::string_view name);
 
+// An idle timeout learnt from the pool's own silences (core/rhythm.h), within bounds; opt-in.
+struct AdaptiveSettings {
+  bool on = false;
+  std::chrono::seconds min{60};    // the shortest window it may choose
+  std::chrono::seconds max{3600};  // the longest
+  // The window while the pool's history is too short to say (fewer than min_samples silences of at least `min`).
+  std::chrono::seconds fallback{300};
+  // What one cold start is worth, as time a pool is kept running: the window that costs least for the silences seen
+  // (time kept running, plus this for each silence that outlasts it) is chosen.
+  std::chrono::seconds cold_start_cost{300};
+  uint32_t min_samples = 8;
+  // Start the pool shortly before its predicted next request, when its silences are regular.
+  bool prewarm = false;
+};
+
 struct PoolPolicy {
+  // The fixed idle timeout; with adaptive.on, the daemon computes the window and puts it here before deciding.
   std::chrono::seconds idle_timeout{300};
+  AdaptiveSettings adaptive;
   std::chrono::seconds min_uptime{30};
   // A pool whose queued connections nobody takes for this long is stalled (see check_stall); 0: never looked for.
   std::chrono::seconds stall_timeout{5};
