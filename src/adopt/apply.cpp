@@ -84,20 +84,7 @@ Result<void> write_atomic(const std::string& path, const std::string& text, int 
   std::error_code ec;
   fs::create_directories(fs::path(path).parent_path(), ec);
   if (ec) return Error{"cannot create " + fs::path(path).parent_path().string() + ": " + ec.message(), EIO};
-  std::string tmp = path + ".idlepool-tmp";
-  sys::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
-  if (!fd.valid()) return errno_error("cannot write " + tmp);
-  size_t off = 0;
-  while (off < text.size()) {
-    ssize_t n = ::write(fd.get(), text.data() + off, text.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errno_error("cannot write " + tmp);
-    off += static_cast<size_t>(n);
-  }
-  if (::fchmod(fd.get(), static_cast<mode_t>(mode)) != 0 || ::fsync(fd.get()) != 0)
-    return errno_error("cannot write " + tmp);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return errno_error("cannot rename " + tmp + " to " + path);
-  return {};
+  return sys::write_atomically(path, text, static_cast<mode_t>(mode));
 }
 
 // A byte-for-byte copy that keeps the mode, owner and times, written atomically.

@@ -13,6 +13,10 @@ PoolPolicy DaemonConfig::policy_for(const std::string& unit) const {
   auto it = pools.find(unit);
   if (it != pools.end()) {
     if (it->second.idle_timeout) p.idle_timeout = *it->second.idle_timeout;
+    if (it->second.adaptive) p.adaptive.on = *it->second.adaptive;
+    if (it->second.adaptive_min) p.adaptive.min = *it->second.adaptive_min;
+    if (it->second.adaptive_max) p.adaptive.max = *it->second.adaptive_max;
+    if (it->second.prewarm) p.adaptive.prewarm = *it->second.prewarm;
     if (it->second.min_uptime) p.min_uptime = *it->second.min_uptime;
     if (it->second.stall_timeout) p.stall_timeout = *it->second.stall_timeout;
     if (it->second.pin) p.pinned = *it->second.pin;
@@ -61,8 +65,26 @@ Result<std::chrono::seconds> parse_duration(std::string_view text) {
   return std::chrono::seconds(v * mult);
 }
 
+namespace {
+
+// The adaptive window's bounds, as the pool will have them; `where` prefixes the message ("[pool X] ").
+Result<void> validate_adaptive(const AdaptiveSettings& a, const std::string& where) {
+  if (a.min < std::chrono::seconds(1)) return Error{where + "adaptive-min must be at least 1s", EINVAL};
+  if (a.max < a.min)
+    return Error{where + "adaptive-max (" + std::to_string(a.max.count()) + "s) is shorter than adaptive-min (" +
+                     std::to_string(a.min.count()) + "s)",
+                 EINVAL};
+  return {};
+}
+
+}  // namespace
+
 Result<void> validate(const DaemonConfig& c) {
   if (c.defaults.idle_timeout < std::chrono::seconds(1)) return Error{"idle-timeout must be at least 1s", EINVAL};
+  if (auto r = validate_adaptive(c.defaults.adaptive, ""); !r) return r;
+  if (c.defaults.adaptive.min_samples < 1) return Error{"adaptive-min-samples must be at least 1", EINVAL};
+  if (!c.state_file.empty() && c.state_file[0] != '/')
+    return Error{"state-file '" + c.state_file + "' is not an absolute path", EINVAL};
   if (c.max_stops_per_second <= 0) return Error{"max-stops-per-second must be greater than 0", EINVAL};
   if (c.stop_burst < 1) return Error{"stop-burst must be at least 1", EINVAL};
   if (c.unit_patterns.empty() && c.units.empty())
@@ -72,6 +94,7 @@ Result<void> validate(const DaemonConfig& c) {
       return Error{"[pool " + unit + "] idle-timeout must be at least 1s", EINVAL};
     if (unit.find('.') == std::string::npos)
       return Error{"[pool " + unit + "] is not a unit name (expected e.g. php8.2-fpm@site.service)", EINVAL};
+    if (auto r = validate_adaptive(c.policy_for(unit).adaptive, "[pool " + unit + "] "); !r) return r;
   }
   for (const auto& u : c.units)
     if (u.find('.') == std::string::npos) return Error{"unit '" + u + "' is not a unit name", EINVAL};

@@ -128,7 +128,14 @@ std::string render_show(const status::Pool& p, MonoTime now) {
     row("Socket", s.address + " (" + s.unit + ", " + (s.listening ? "listening" : "not listening") + "): " + counters);
   }
   row("Idle for", format_duration(idle_seconds(p, now)));
-  row("Idle timeout", format_duration(static_cast<double>(p.policy.idle_timeout.count())));
+  row("Idle timeout", p.policy.adaptive.on ? std::string("adaptive")
+                                           : format_duration(static_cast<double>(p.policy.idle_timeout.count())));
+  row("Idle window", describe(p.window));
+  if (p.policy.adaptive.on && p.policy.adaptive.prewarm) {
+    std::string prewarms = std::to_string(p.prewarms) + ", " + std::to_string(p.prewarm_hits) + " met their request";
+    if (p.prewarm_at) prewarms += "; next in " + format_duration(std::max(0.0, to_seconds(*p.prewarm_at - now)));
+    row("Pre-warms", prewarms);
+  }
   row("Min uptime", format_duration(static_cast<double>(p.policy.min_uptime.count())));
   row("Kept-alive", std::string(to_string(p.policy.kept_alive)) +
                         (p.policy.kept_alive == KeptAlive::kWait

@@ -30,6 +30,7 @@
 #include "idlepool/sys/service_manager.h"
 #include "idlepool/version.h"
 #include "idlepool/wire/http.h"
+#include "idlepool/wire/rhythm_state.h"
 #include "idlepool/wire/status_json.h"
 #include "metrics.h"
 #include "pool_manager.h"
@@ -146,6 +147,48 @@ class Daemon::Impl {
   std::string last_status;
   uint64_t units_read_at_trim = 0;
   std::optional<std::string> metrics_token;
+  // The learnt rhythms' state file: where, what was last written, and when.
+  std::string state_file;
+  std::string state_written;
+  MonoTime state_written_at{0};
+  static constexpr std::chrono::minutes kStateEvery{10};
+
+  void load_state() {
+    if (state_file.empty()) return;
+    auto text = files.read(state_file);
+    if (!text) {
+      if (text.error().code != ENOENT) spdlog::warn("ignoring {}: {}", state_file, text.error().message);
+      return;
+    }
+    auto learnt = wire::decode_rhythms(*text);
+    if (!learnt) {
+      spdlog::warn("ignoring {}: {}; the pools learn their rhythms again", state_file, learnt.error().message);
+      return;
+    }
+    spdlog::info("{}: the rhythms of {} pools", state_file, learnt->size());
+    state_written = *text;
+    manager->restore(std::move(*learnt));
+  }
+
+  // Written every kStateEvery when it changed, and when the daemon stops.
+  void save_state(bool now_or_never) {
+    if (state_file.empty()) return;
+    MonoTime t = manager->now();
+    if (!now_or_never && t - state_written_at < kStateEvery) return;
+    state_written_at = t;
+    std::string text = wire::encode_rhythms(manager->learnt());
+    if (text == state_written) return;
+    auto w = sys::write_atomically(state_file, text, 0600);
+    if (!w && w.error().code == ENOENT) {  // its directory (systemd's StateDirectory=, when run by it) is missing
+      std::string dir = state_file.substr(0, state_file.rfind('/'));
+      if (!dir.empty() && ::mkdir(dir.c_str(), 0700) == 0) w = sys::write_atomically(state_file, text, 0600);
+    }
+    if (!w) {
+      spdlog::warn("cannot keep the learnt rhythms: {}", w.error().message);
+      return;
+    }
+    state_written = std::move(text);
+  }
 
   Result<void> add(Result<EventLoop::Source> s) {
     if (!s) return s.error();
@@ -177,6 +220,12 @@ class Daemon::Impl {
     bus->set_stop_via(inv->config.stop_method == StopMethod::kSystemctl ? sys::SdBus::StopVia::kSystemctl
                                                                         : sys::SdBus::StopVia::kBus);
     manager->reconfigure(inv->config);
+    if (inv->config.state_file != state_file) {
+      save_state(true);  // what was learnt goes where it is asked for from now on
+      state_file = inv->config.state_file;
+      state_written.clear();
+      save_state(true);
+    }
     check_close_privileges(inv->config);
     spdlog::info("configuration reloaded from {}", inv->config_path);
     sd_notify(0, "READY=1");
@@ -311,6 +360,7 @@ class Daemon::Impl {
       due = false;
       next = manager->evaluate();
       deadline.arm(next);
+      save_state(false);
     }
     notify_status();
   }
@@ -463,6 +513,8 @@ Result<std::unique_ptr<Daemon>> Daemon::create(const Invocation& invocation, std
         return cgroups_ptr->shut_down_waiting(cg, inodes);
       }};
   impl->manager = std::make_unique<PoolManager>(config, deps);
+  impl->state_file = config.state_file;
+  impl->load_state();
   check_close_privileges(config);
   impl->bus = std::move(*bus);
 
@@ -493,6 +545,7 @@ int Daemon::run() {
     if (!d.ready) d.on_discovered();
   });
   auto r = d.loop->run();
+  d.save_state(true);
   if (!r) {
     spdlog::critical("{}", r.error().message);
     return 1;

@@ -107,7 +107,11 @@ std::vector<std::string> PoolManager::add_services(const std::vector<std::string
     if (pools_.count(unit)) continue;  // a discovery that overlapped another
     Pool pool;
     pool.unit = unit;
-    pool.stall.worker_gone(deps_.now());  // as good as: look for a stall once, stall_timeout from now
+    pool.stall.worker_gone(deps_.now());          // as good as: look for a stall once, stall_timeout from now
+    if (auto learnt = restored_.extract(unit)) {  // what it learnt before this daemon's restart
+      pool.rhythm.histogram = learnt.mapped().silences;
+      pool.rhythm.recent = learnt.mapped().recent;
+    }
     auto [it, inserted] = pools_.emplace(unit, std::move(pool));
     apply_service(it->second, std::move(*services[i]));
     added.push_back(unit);

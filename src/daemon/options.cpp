@@ -19,7 +19,22 @@ constexpr const char* kUsage =
 po::options_description settings() {
   po::options_description d("Settings (also in the configuration file; the command line wins)");
   d.add_options()("idle-timeout", po::value<std::string>(),
-                  "stop a pool after this long without accepts or requests (300s)")(
+                  "stop a pool after this long without accepts or requests (300s), or 'adaptive': a window "
+                  "learnt from each pool's own silences")("adaptive-min", po::value<std::string>(),
+                                                          "the shortest window idle-timeout = adaptive chooses (60s)")(
+      "adaptive-max", po::value<std::string>(), "the longest window idle-timeout = adaptive chooses (1h)")(
+      "adaptive-fallback", po::value<std::string>(),
+      "the window while a pool's history is too short to say (300s, within adaptive-min and adaptive-max)")(
+      "adaptive-min-samples", po::value<uint32_t>(), "silences a pool's history needs before it is used (8)")(
+      "adaptive-cold-start-cost", po::value<std::string>(),
+      "what a visitor's cold start is worth in time a pool is kept running: the window that costs least for a "
+      "pool's silences is chosen (300s)")(
+      "prewarm", po::value<bool>()->implicit_value(true),
+      "with idle-timeout = adaptive: start a pool whose silences are regular (a cron, a monitoring check) shortly "
+      "before its next request is due (false)")("max-prewarming", po::value<uint32_t>(),
+                                                "pools pre-warmed at once, at most (4)")(
+      "state-file", po::value<std::string>(),
+      "where the pools' learnt rhythms are kept across restarts (/var/lib/idlepool/rhythm.json; empty: nowhere)")(
       "min-uptime", po::value<std::string>(), "never stop a pool that has been up less than this (30s)")(
       "stall-timeout", po::value<std::string>(),
       "connections queued this long with none accepted and no worker: "
@@ -90,6 +105,17 @@ Result<void> apply_pool_setting(DaemonConfig& config, const std::string& option,
   if (dot == std::string::npos) return Error{"malformed pool setting '" + option + "'", EINVAL};
   std::string unit = rest.substr(0, dot), key = rest.substr(dot + 1);
   auto& o = config.pools[unit];
+  if (key == "idle-timeout" && value == "adaptive") {
+    o.adaptive = true;
+    return {};
+  }
+  if (key == "idle-timeout") o.adaptive = false;
+  if (key == "adaptive-min" || key == "adaptive-max") {
+    auto d = parse_duration(value);
+    if (!d) return Error{"[pool " + unit + "] " + key + ": " + d.error().message, EINVAL};
+    (key == "adaptive-min" ? o.adaptive_min : o.adaptive_max) = *d;
+    return {};
+  }
   if (key == "idle-timeout" || key == "min-uptime" || key == "stall-timeout") {
     auto d = parse_duration(value);
     if (!d) return Error{"[pool " + unit + "] " + key + ": " + d.error().message, EINVAL};
@@ -102,18 +128,19 @@ Result<void> apply_pool_setting(DaemonConfig& config, const std::string& option,
     o.kept_alive = *k;
     return {};
   }
-  if (key == "pin" || key == "allow-abrupt-stop") {
+  if (key == "pin" || key == "allow-abrupt-stop" || key == "prewarm") {
     bool on = false;
     if (value == "true" || value == "yes" || value == "1") {
       on = true;
     } else if (value != "false" && value != "no" && value != "0") {
       return Error{"[pool " + unit + "] " + key + ": '" + value + "' is not true or false", EINVAL};
     }
-    (key == "pin" ? o.pin : o.allow_abrupt_stop) = on;
+    (key == "pin" ? o.pin : key == "prewarm" ? o.prewarm : o.allow_abrupt_stop) = on;
     return {};
   }
   return Error{"[pool " + unit + "]: unknown setting '" + key +
-                   "' (known: idle-timeout, min-uptime, stall-timeout, pin, allow-abrupt-stop, keepalive-connections)",
+                   "' (known: idle-timeout, adaptive-min, adaptive-max, prewarm, min-uptime, stall-timeout, pin, "
+                   "allow-abrupt-stop, keepalive-connections)",
                EINVAL};
 }
 
@@ -214,10 +241,27 @@ Result<Invocation> parse_invocation(const std::vector<std::string>& args) {
     return Error{(from_file ? where(inv.config_path, text, key) : std::string("--") + key + ": ") + e.message, EINVAL};
   };
   if (vm.count("idle-timeout")) {
-    auto d = duration_setting(vm, "idle-timeout");
-    if (!d) return fail("idle-timeout", d.error());
-    c.defaults.idle_timeout = *d;
+    if (vm["idle-timeout"].as<std::string>() == "adaptive") {
+      c.defaults.adaptive.on = true;
+    } else {
+      auto d = duration_setting(vm, "idle-timeout");
+      if (!d) return fail("idle-timeout", Error{d.error().message + " (or adaptive)"});
+      c.defaults.idle_timeout = *d;
+    }
   }
+  for (auto [key, field] :
+       {std::pair{"adaptive-min", &AdaptiveSettings::min}, std::pair{"adaptive-max", &AdaptiveSettings::max},
+        std::pair{"adaptive-fallback", &AdaptiveSettings::fallback},
+        std::pair{"adaptive-cold-start-cost", &AdaptiveSettings::cold_start_cost}}) {
+    if (!vm.count(key)) continue;
+    auto d = duration_setting(vm, key);
+    if (!d) return fail(key, d.error());
+    c.defaults.adaptive.*field = *d;
+  }
+  if (vm.count("adaptive-min-samples")) c.defaults.adaptive.min_samples = vm["adaptive-min-samples"].as<uint32_t>();
+  if (vm.count("prewarm")) c.defaults.adaptive.prewarm = vm["prewarm"].as<bool>();
+  if (vm.count("max-prewarming")) c.max_prewarming = vm["max-prewarming"].as<uint32_t>();
+  if (vm.count("state-file")) c.state_file = vm["state-file"].as<std::string>();
   if (vm.count("min-uptime")) {
     auto d = duration_setting(vm, "min-uptime");
     if (!d) return fail("min-uptime", d.error());
@@ -261,7 +305,8 @@ Result<Invocation> parse_invocation(const std::vector<std::string>& args) {
   if (auto v = validate(c); !v) {
     // Name the line of the setting the message is about, when the file set it.
     for (const char* key : {"idle-timeout", "max-stops-per-second", "stop-burst", "log-level", "probe-tier",
-                            "unit-pattern", "unit", "control-socket", "metrics-listen", "metrics-token-file"})
+                            "unit-pattern", "unit", "control-socket", "metrics-listen", "metrics-token-file",
+                            "adaptive-min", "adaptive-max", "adaptive-min-samples", "state-file"})
       if (v.error().message.rfind(key, 0) == 0 || v.error().message.find(std::string(key) + " '") != std::string::npos)
         return fail(key, v.error());
     return Error{(inv.config_file_found ? inv.config_path + ": " : std::string()) + v.error().message, EINVAL};

@@ -10,6 +10,7 @@
 
 #include "idlepool/core/address.h"
 #include "idlepool/core/policy.h"
+#include "idlepool/core/rhythm.h"
 #include "idlepool/core/stall.h"
 #include "idlepool/core/start_limit.h"
 #include "idlepool/core/status.h"
@@ -67,6 +68,11 @@ struct Pool {
   std::optional<MonoTime> waking_since;      // started by a connection after our stop: time its first use
   std::optional<MonoTime> process_event_at;  // a worker or main exit not yet followed by a decision
   status::LatencyHistogram wake_latency;
+  // Its learnt rhythm (idle-timeout = adaptive), the window the last decision used, and its pre-warms.
+  Rhythm rhythm;
+  Window window;
+  bool prewarming = false;  // a pre-warm's start was asked for and not seen yet
+  uint64_t prewarms = 0, prewarm_hits = 0;
   bool can_wake = false;
   StallTracker stall;
   StartLimitWindow start_limit;

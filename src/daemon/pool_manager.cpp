@@ -176,6 +176,11 @@ void PoolManager::apply_service(Pool& pool, ServiceUnit svc) {
 
 void PoolManager::on_stopped(Pool& pool) {
   pool.retry_stop_at.reset();
+  pool.rhythm.stopped();
+  if (pool.rhythm.prewarm()) {
+    spdlog::info("{}: pre-warmed, and no request came before it stopped", pool.unit);
+    pool.rhythm.prewarm_ended();
+  }
   if (pool.stop_requested) {
     pool.count_stop(pool.stop_cause);
     pool.stopped_by_us = true;
@@ -201,11 +206,18 @@ void PoolManager::on_stopped(Pool& pool) {
 
 void PoolManager::on_started(Pool& pool) {
   pool.start_limit.record(deps_.now());
-  if (pool.stopped_by_us) {
+  if (pool.prewarming) {
+    spdlog::info("{} pre-warmed: started before its predicted request", pool.unit);
+  } else if (pool.stopped_by_us) {
     ++pool.wakes;
     pool.waking_since = pool.service.inactive_exit;
+    // A connection started it: the silence since its last request ends there.
+    pool.rhythm.used_again(pool.service.inactive_exit, policy_for(pool.unit).adaptive.min);
     spdlog::info("{} woke up (socket activation)", pool.unit);
+  } else {
+    pool.rhythm.began_anew();  // started by someone else: what follows is no silence of its visitors
   }
+  pool.prewarming = false;
   pool.stopped_by_us = false;
   pool.stop_requested = false;
   register_listeners({&pool});
@@ -466,9 +478,24 @@ bool PoolManager::read_counters() {
   return true;
 }
 
-// A woken pool's first accept or request after its start gives its wake latency.
+// A woken pool's first accept or request after its start gives its wake latency; a pre-warmed pool's, its hit.
 void PoolManager::time_wakes() {
   for (auto& [unit, pool] : pools_) {
+    if (const auto& plan = pool.rhythm.prewarm(); plan && !pool.down) {
+      for (const auto& l : pool.listeners) {
+        auto c = l.id ? last_counters_.find(*l.id) : last_counters_.end();
+        if (c == last_counters_.end() || c->second.first_use_ns == 0 || mono(c->second.first_use_ns) < plan->start)
+          continue;
+        MonoTime first = mono(c->second.first_use_ns);
+        ++pool.prewarm_hits;
+        spdlog::info("{}: pre-warm hit: its first request came {:.1f}s after the pre-warm began", unit,
+                     to_seconds(first - plan->start));
+        pool.rhythm.used_again(first, policy_for(unit).adaptive.min);
+        pool.rhythm.prewarm_ended();
+        dirty_ = true;
+        break;
+      }
+    }
     if (!pool.waking_since) continue;
     for (const auto& l : pool.listeners) {
       if (!l.id) continue;
@@ -516,6 +543,7 @@ std::optional<MonoTime> PoolManager::evaluate() {
     Decision d = decide_one(pool, snap, now);
     sooner(d.at);
     sooner(after_decision(pool, snap, now));
+    sooner(follow_rhythm(pool, snap, now));
   }
   return next;
 }
@@ -531,7 +559,11 @@ PoolSnapshot PoolManager::observe(Pool& pool, MonoTime now) {
 }
 
 Decision PoolManager::decide_one(Pool& pool, const PoolSnapshot& snap, MonoTime now) {
-  const PoolPolicy policy = policy_for(pool.unit);
+  PoolPolicy policy = policy_for(pool.unit);
+  // idle-timeout = adaptive: the window its rhythm calls for now (the fixed timeout otherwise).
+  if (policy.adaptive.on && snap.running) pool.rhythm.observe(now, snap.last_activity, policy.adaptive.min);
+  pool.window = pool.rhythm.window(policy, snap.active_since);
+  policy.idle_timeout = pool.window.value;
   Decision d = decide(snap, policy, now);
   if (config_.dry_run && pool.decision.rule == Rule::kDryRun && d.kind == Decision::Kind::kStop)
     return pool.decision;  // reported once per idle period
@@ -643,6 +675,65 @@ void PoolManager::stop(Pool& pool, MonoTime now) {
     p.decision = wait_because(Rule::kStopFailed, *p.retry_stop_at, p.stop_error);
     dirty_ = true;
   });
+}
+
+std::optional<MonoTime> PoolManager::follow_rhythm(Pool& pool, const PoolSnapshot& snap, MonoTime now) {
+  const PoolPolicy policy = policy_for(pool.unit);
+  if (!policy.adaptive.on) return std::nullopt;
+  if (snap.running) return pool.rhythm.next_look(pool.window.value, policy.adaptive.min);
+  // Pre-warms: only of a pool idlepool stopped (one stopped by hand stays stopped until a visitor comes).
+  if (!pool.down || !pool.stopped_by_us || pool.stop_requested || pool.prewarming || config_.dry_run)
+    return std::nullopt;
+  auto plan = pool.rhythm.next_prewarm(policy);
+  if (!plan || now >= plan->hold_until) return std::nullopt;
+  if (now < plan->start) return plan->start;
+  size_t prewarming = 0;
+  for (const auto& [unit, p] : pools_) prewarming += p.rhythm.prewarm() ? 1 : 0;
+  if (prewarming >= config_.max_prewarming) {
+    spdlog::debug("{}: a pre-warm is due; {} pools are pre-warmed already (max-prewarming)", pool.unit, prewarming);
+    return std::min(plan->hold_until, now + kInFlightRecheck);
+  }
+  prewarm(pool, *plan);
+  return std::nullopt;
+}
+
+void PoolManager::prewarm(Pool& pool, const PrewarmPlan& plan) {
+  pool.prewarming = true;
+  pool.rhythm.prewarm_started(plan);
+  ++pool.prewarms;
+  spdlog::info("{}: pre-warming: its next request is expected within {:.0f}s (held up until then)", pool.unit,
+               to_seconds(plan.hold_until - deps_.now()));
+  deps_.systemd.start(pool.unit, [this, unit = pool.unit](const Result<void>& r) {
+    if (r) return;
+    ++stats_.bus_errors;
+    spdlog::warn("{}: cannot pre-warm it: {}", unit, r.error().message);
+    if (auto it = pools_.find(unit); it != pools_.end()) {
+      it->second.prewarming = false;
+      it->second.rhythm.prewarm_ended();
+    }
+  });
+}
+
+std::map<std::string, wire::LearntRhythm> PoolManager::learnt() const {
+  std::map<std::string, wire::LearntRhythm> out = restored_;  // those not found this time are kept for later
+  for (const auto& [unit, pool] : pools_)
+    if (pool.rhythm.histogram.total() > 0 || pool.rhythm.recent.count > 0)
+      out[unit] = wire::LearntRhythm{pool.rhythm.histogram, pool.rhythm.recent};
+  return out;
+}
+
+void PoolManager::restore(std::map<std::string, wire::LearntRhythm> learnt) {
+  for (auto it = learnt.begin(); it != learnt.end();) {
+    auto p = pools_.find(it->first);
+    if (p == pools_.end()) {
+      ++it;
+      continue;
+    }
+    p->second.rhythm.histogram = it->second.silences;
+    p->second.rhythm.recent = it->second.recent;
+    it = learnt.erase(it);
+  }
+  restored_ = std::move(learnt);
 }
 
 void PoolManager::repair_stall(Pool& pool, const PoolSnapshot& snap, MonoTime now) {

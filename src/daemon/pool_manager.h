@@ -25,6 +25,7 @@
 #include "idlepool/sys/process_watcher.h"
 #include "idlepool/sys/service_manager.h"
 #include "idlepool/sys/sock_diag.h"
+#include "idlepool/wire/rhythm_state.h"
 #include "pool.h"
 
 namespace idlepool::daemon {
@@ -94,6 +95,10 @@ class PoolManager {
   // Stops `unit` now if that is safe (every rule of the policy but the idle timeout); refuses with the reason.
   Result<std::string> stop_now(const std::string& unit);
   bool has(const std::string& unit) const { return pools_.count(unit) > 0; }
+  // The pools' learnt rhythms (for the state file), and those read back from it: a pool not found yet takes its own
+  // when discovery adds it.
+  std::map<std::string, wire::LearntRhythm> learnt() const;
+  void restore(std::map<std::string, wire::LearntRhythm> learnt);
 
   // The status model's pools, audits and summary (pool_status.cpp). Read-only.
   std::vector<status::Pool> status() const;
@@ -161,6 +166,9 @@ class PoolManager {
   std::optional<MonoTime> after_decision(Pool& pool, const PoolSnapshot& snap, MonoTime now);
   void stop(Pool& pool, MonoTime now);
   void repair_stall(Pool& pool, const PoolSnapshot& snap, MonoTime now);
+  // The adaptive window's looks and the pre-warms: when to look at the pool again for them.
+  std::optional<MonoTime> follow_rhythm(Pool& pool, const PoolSnapshot& snap, MonoTime now);
+  void prewarm(Pool& pool, const PrewarmPlan& plan);
   bool read_counters();
   void time_wakes();
 
@@ -171,6 +179,7 @@ class PoolManager {
   std::map<sys::ListenerId, sys::ListenerSnapshot> last_counters_;
   std::map<std::string, std::string> socket_owners_;  // canonical unix socket path -> the pool it belongs to
   std::set<std::string> runtime_pins_;
+  std::map<std::string, wire::LearntRhythm> restored_;  // read from the state file, for pools not found yet
   ManagerStats stats_;
   Discovery discovery_;
   bool dirty_ = true;

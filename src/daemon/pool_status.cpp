@@ -52,6 +52,11 @@ std::vector<status::Pool> PoolManager::status() const {
     s.memory_bytes = pool.memory_bytes;
     s.memory_released_bytes = pool.memory_released_bytes;
     s.wake_latency = pool.wake_latency;
+    s.window = pool.window;
+    s.prewarms = pool.prewarms;
+    s.prewarm_hits = pool.prewarm_hits;
+    if (pool.down && pool.stopped_by_us)
+      if (auto plan = pool.rhythm.next_prewarm(s.policy)) s.prewarm_at = plan->start;
     out.push_back(std::move(s));
   }
   return out;

@@ -100,6 +100,16 @@ std::vector<MetricFamily> build(const status::Model& s) {
   auto& stops = f.add("idlepool_pool_stops_total", "Stops of the pool by idlepool, by reason", MetricType::Counter);
   auto& wakes = f.add("idlepool_pool_wakes_total", "Starts of the pool by a connection after idlepool stopped it",
                       MetricType::Counter);
+  auto& window = f.add("idlepool_pool_idle_window_seconds",
+                       "The idle window the pool's last decision used: its fixed idle-timeout, or the adaptive one",
+                       MetricType::Gauge);
+  auto& window_samples =
+      f.add("idlepool_pool_idle_window_samples", "Silences the adaptive window was learnt from (0: fixed or none yet)",
+            MetricType::Gauge);
+  auto& prewarms =
+      f.add("idlepool_pool_prewarms_total", "Starts of the pool before its predicted request", MetricType::Counter);
+  auto& prewarm_hits = f.add("idlepool_pool_prewarm_hits_total",
+                             "Pre-warms whose request came before the pool was stopped again", MetricType::Counter);
   auto& stalls =
       f.add("idlepool_pool_stalls_total",
             "Looks at stalled pools (connections queued, none accepted, no worker): nudged, nudge-failed or reported",
@@ -144,6 +154,10 @@ std::vector<MetricFamily> build(const status::Model& s) {
       stops.metric.push_back(value({{"pool", p.unit}, {"reason", std::string(status::to_string(cause))}},
                                    static_cast<double>(p.stops[static_cast<size_t>(cause)]), MetricType::Counter));
     wakes.metric.push_back(value(pool, static_cast<double>(p.wakes), MetricType::Counter));
+    window.metric.push_back(value(pool, static_cast<double>(p.window.value.count()), MetricType::Gauge));
+    window_samples.metric.push_back(value(pool, p.window.samples, MetricType::Gauge));
+    prewarms.metric.push_back(value(pool, static_cast<double>(p.prewarms), MetricType::Counter));
+    prewarm_hits.metric.push_back(value(pool, static_cast<double>(p.prewarm_hits), MetricType::Counter));
     for (auto action : status::kStallActions)
       stalls.metric.push_back(value({{"pool", p.unit}, {"action", std::string(status::to_string(action))}},
                                     static_cast<double>(p.stalls[static_cast<size_t>(action)]), MetricType::Counter));

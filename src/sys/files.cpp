@@ -88,6 +88,22 @@ std::optional<FileStat> BoundedFiles::stat(const std::string& path) {
   return o;
 }
 
+Result<void> write_atomically(const std::string& path, const std::string& text, mode_t mode) {
+  std::string tmp = path + ".idlepool-tmp";
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
+  if (!fd.valid()) return Error::from_errno("cannot write " + tmp, errno);
+  size_t off = 0;
+  while (off < text.size()) {
+    ssize_t n = ::write(fd.get(), text.data() + off, text.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::from_errno("cannot write " + tmp, errno);
+    off += static_cast<size_t>(n);
+  }
+  if (::fchmod(fd.get(), mode) != 0 || ::fsync(fd.get()) != 0) return Error::from_errno("cannot write " + tmp, errno);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return Error::from_errno("cannot rename " + tmp + " to " + path, errno);
+  return {};
+}
+
 Result<void> grant_group_rw(const std::string& path, gid_t group) {
   // The xattr form of an access ACL (little-endian, as on every architecture we build for): entries sorted by tag.
   constexpr uint16_t kRw = 4 | 2;

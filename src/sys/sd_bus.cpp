@@ -533,9 +533,12 @@ class SdBus::Impl {
       std::string what;
       Done<Result<void>> done;
     };
-    auto* ctx =
-        new Call{"systemd refused to " + std::string(method == std::string("StopUnit") ? "stop " : "restart ") + unit,
-                 std::move(done)};
+    auto* ctx = new Call{"systemd refused to " +
+                             std::string(method == std::string("StopUnit")    ? "stop "
+                                         : method == std::string("StartUnit") ? "start "
+                                                                              : "restart ") +
+                             unit,
+                         std::move(done)};
     sd_bus_slot* slot = nullptr;
     int rc = sd_bus_call_method_async(
         bus, &slot, kSystemd, kManagerPath, kManager, method,
@@ -816,6 +819,10 @@ void SdBus::stop(const std::string& name, Done<Result<void>> done) {
 
 void SdBus::restart(const std::string& name, Done<Result<void>> done) {
   impl_->call_manager("RestartUnit", name, std::move(done));
+}
+
+void SdBus::start(const std::string& name, Done<Result<void>> done) {
+  impl_->call_manager("StartUnit", name, std::move(done));
 }
 
 std::vector<UnitEvent> SdBus::take_events() { return std::exchange(impl_->events, {}); }

@@ -178,6 +178,14 @@ json pool_to_json(const status::Pool& p, MonoTime now) {
   json latency = {
       {"count", p.wake_latency.count}, {"sum_seconds", p.wake_latency.sum}, {"buckets", p.wake_latency.buckets}};
   const Decision& d = p.decision;
+  auto optional_seconds = [](const std::optional<std::chrono::seconds>& s) { return s ? json(s->count()) : json(); };
+  json window = {{"seconds", p.window.value.count()},
+                 {"reason", std::string(to_string(p.window.reason))},
+                 {"samples", p.window.samples},
+                 {"p50_seconds", optional_seconds(p.window.p50)},
+                 {"p90_seconds", optional_seconds(p.window.p90)},
+                 {"p99_seconds", optional_seconds(p.window.p99)},
+                 {"cold_share", p.window.cold_share}};
   return {
       {"version", status::kVersion},
       {"now_ns", now.count()},
@@ -214,6 +222,12 @@ json pool_to_json(const status::Pool& p, MonoTime now) {
       {"unsafe", p.unsafe ? json(*p.unsafe) : json()},
       {"warnings", p.warnings},
       {"idle_timeout_seconds", p.policy.idle_timeout.count()},
+      {"adaptive", p.policy.adaptive.on},
+      {"prewarm", p.policy.adaptive.prewarm},
+      {"idle_window", window},
+      {"prewarms", p.prewarms},
+      {"prewarm_hits", p.prewarm_hits},
+      {"prewarm_at_ns", optional_ns(p.prewarm_at)},
       {"min_uptime_seconds", p.policy.min_uptime.count()},
       {"stall_timeout_seconds", p.policy.stall_timeout.count()},
       {"stops", counts_to_json(p.stops, status::kStopCauses)},
@@ -289,6 +303,33 @@ Result<status::Pool> pool_from_json(const json& j, MonoTime* now) {
   p.policy.idle_timeout = std::chrono::seconds{idle};
   p.policy.min_uptime = std::chrono::seconds{uptime};
   p.policy.stall_timeout = std::chrono::seconds{stall};
+  r.boolean("adaptive", p.policy.adaptive.on);
+  r.boolean("prewarm", p.policy.adaptive.prewarm);
+  if (const json* wj = r.need("idle_window")) {
+    Reader w(*wj, r.path("idle_window"));
+    int64_t value = 0;
+    std::string reason;
+    w.signed_number("seconds", value);
+    p.window.value = std::chrono::seconds{value};
+    w.str("reason", reason);
+    if (w.ok()) {
+      auto why = parse_window_reason(reason);
+      if (!why) w.fail(w.path("reason"), "unknown reason '" + reason.substr(0, 32) + "'");
+      if (why) p.window.reason = *why;
+    }
+    w.unsigned_number("samples", p.window.samples);
+    for (auto [key, field] : {std::pair{"p50_seconds", &Window::p50}, std::pair{"p90_seconds", &Window::p90},
+                              std::pair{"p99_seconds", &Window::p99}}) {
+      std::optional<uint64_t> v;
+      w.optional_unsigned(key, v);
+      if (v) p.window.*field = std::chrono::seconds(static_cast<int64_t>(std::min<uint64_t>(*v, INT64_MAX)));
+    }
+    w.number("cold_share", p.window.cold_share);
+    r.take(w);
+  }
+  r.unsigned_number("prewarms", p.prewarms);
+  r.unsigned_number("prewarm_hits", p.prewarm_hits);
+  r.optional_time("prewarm_at_ns", p.prewarm_at);
   counts_from_json(r, "stops", p.stops, &status::parse_stop_cause);
   r.unsigned_number("wakes", p.wakes);
   counts_from_json(r, "stalls", p.stalls, &status::parse_stall_action);

@@ -94,6 +94,32 @@ TEST(Options, StallTimeoutGlobalAndPerPool) {
   EXPECT_EQ(inv->config.policy_for("quiet.service").stall_timeout, 0s) << "0 turns stall checks off";
 }
 
+TEST(Options, AdaptiveIdleTimeoutGlobalAndPerPool) {
+  std::string path = write_temp(
+      "idle-timeout = 10m\nadaptive-min = 2m\nadaptive-cold-start-cost = 1h\nmax-prewarming = 2\n"
+      "[pool shop.service]\nidle-timeout = adaptive\nadaptive-max = 30m\nprewarm = yes\n"
+      "[pool blog.service]\nidle-timeout = 3m\n");
+  auto inv = parse({"--config", path});
+  unlink(path.c_str());
+  ASSERT_TRUE(inv.ok()) << inv.error().message;
+  const auto& c = inv->config;
+  EXPECT_FALSE(c.policy_for("other.service").adaptive.on);
+  EXPECT_EQ(c.policy_for("other.service").idle_timeout, 10min);
+  auto shop = c.policy_for("shop.service").adaptive;
+  EXPECT_TRUE(shop.on);
+  EXPECT_TRUE(shop.prewarm);
+  EXPECT_EQ(shop.min, 2min);
+  EXPECT_EQ(shop.max, 30min);
+  EXPECT_EQ(shop.cold_start_cost, 1h);
+  EXPECT_EQ(c.max_prewarming, 2u);
+  EXPECT_EQ(c.state_file, "/var/lib/idlepool/rhythm.json");
+  auto all = parse({"--idle-timeout", "adaptive", "--state-file", ""});
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  EXPECT_TRUE(all->config.policy_for("any.service").adaptive.on);
+  EXPECT_FALSE(all->config.policy_for("any.service").adaptive.prewarm);
+  EXPECT_EQ(all->config.state_file, "");
+}
+
 struct Bad {
   std::string file;
   std::vector<std::string> args;
@@ -127,6 +153,17 @@ TEST(Options, BadInputIsNamedWithItsLine) {
       {"dry-run = %value%\n", {}, ":1: the argument ('%value%') for option 'dry-run' is invalid"},
       {"", {"--max-stops-per-second", "%value%%prefix%"}, "the argument ('%value%%prefix%') for option '--max-stops"},
       {"", {"--%option%"}, "unrecognised option '--%option%'"},
+      {"idle-timeout = sometimes\n",
+       {},
+       ":1: idle-timeout: 'sometimes' is not a duration (N, Ns, Nm, Nh or Nd) (or adaptive)"},
+      {"adaptive-min = 10m\nadaptive-max = 5m\n", {}, ":2: adaptive-max (300s) is shorter than adaptive-min (600s)"},
+      {"adaptive-min = 0\n", {}, ":1: adaptive-min must be at least 1s"},
+      {"[pool x.service]\nadaptive-max = 10s\n",
+       {},
+       "[pool x.service] adaptive-max (10s) is shorter than adaptive-min"},
+      {"[pool x.service]\nadaptive-min = soon\n", {}, ":2: [pool x.service] adaptive-min: 'soon' is not a duration"},
+      {"[pool x.service]\nprewarm = often\n", {}, ":2: [pool x.service] prewarm: 'often' is not true or false"},
+      {"state-file = rhythm.json\n", {}, ":1: state-file 'rhythm.json' is not an absolute path"},
   };
   for (const auto& c : cases) {
     std::string path = write_temp(c.file);

@@ -19,7 +19,7 @@ class FakeSystemd final : public sys::ServiceManager {
  public:
   std::map<std::string, ServiceUnit> service_units;
   std::map<std::string, SocketUnit> sockets;
-  std::vector<std::string> stopped, restarted;
+  std::vector<std::string> stopped, restarted, started;
   std::vector<sys::UnitEvent> events;
   std::vector<std::function<void()>> pending;
   std::optional<std::string> stop_error;  // systemd refuses stops with this
@@ -125,6 +125,10 @@ class FakeSystemd final : public sys::ServiceManager {
   }
   void restart(const std::string& name, sys::Done<Result<void>> done) override {
     restarted.push_back(name);
+    pending.push_back([done = std::move(done)] { done(Result<void>()); });
+  }
+  void start(const std::string& name, sys::Done<Result<void>> done) override {
+    started.push_back(name);
     pending.push_back([done = std::move(done)] { done(Result<void>()); });
   }
   std::vector<sys::UnitEvent> take_events() override { return std::exchange(events, {}); }
@@ -943,6 +947,118 @@ TEST_F(PoolManagerTest, StallTimeoutZeroTurnsStallsOff) {
   probe.at("/run/php/php-fpm@a.sock").backlog = 1;
   evaluate_every(*m, 6s, 5);
   EXPECT_TRUE(nudged.empty());
+}
+
+// idle-timeout = adaptive with prewarm: a client every 300 s. The first silences end with wakes (measured exactly),
+// the window is learnt, and once five silences say the client is regular the pool is started before its request,
+// which then counts as a pre-warm hit, not a wake. What was learnt survives a restart through learnt()/restore().
+class AdaptivePoolTest : public PoolManagerTest {
+ protected:
+  static DaemonConfig adaptive_config() {
+    DaemonConfig c = base_config();
+    c.defaults.adaptive.on = true;
+    c.defaults.adaptive.min = 10s;
+    c.defaults.adaptive.max = 120s;
+    c.defaults.adaptive.fallback = 60s;
+    c.defaults.adaptive.min_samples = 3;
+    c.defaults.adaptive.cold_start_cost = 30s;
+    c.defaults.adaptive.prewarm = true;
+    return c;
+  }
+  std::optional<MonoTime> next;
+  // The daemon's loop until `t`: it evaluates at each time it asked for, and systemd carries out its stops and
+  // pre-warms at once.
+  void run_until(PoolManager& m, MonoTime t) {
+    while (next && *next <= t) {
+      clock = std::max(clock, *next);
+      size_t stops = systemd.stopped.size(), starts = systemd.started.size();
+      next = m.evaluate();
+      systemd.pump();
+      if (systemd.stopped.size() > stops) {
+        systemd.set_state("php-fpm@a.service", "inactive", "dead");
+        signals(m);
+        next = m.evaluate();
+      }
+      if (systemd.started.size() > starts) start(m);
+    }
+    clock = t;
+  }
+  void start(PoolManager& m) {
+    systemd.service_units["php-fpm@a.service"].inactive_exit = clock;
+    systemd.service_units["php-fpm@a.service"].active_enter = clock;
+    systemd.set_state("php-fpm@a.service", "active", "running");
+    signals(m);
+    next = m.evaluate();
+  }
+  // A request at `clock`: a stopped pool is woken by it (socket activation).
+  void request(PoolManager& m) {
+    if (!status_of(m, "php-fpm@a.service").running) start(m);
+    auto& l = probe.at("/run/php/php-fpm@a.sock");
+    l.last_activity_ns = static_cast<uint64_t>(clock.count());
+    if (l.first_use_ns == 0) l.first_use_ns = l.last_activity_ns;
+    next = m.evaluate();
+  }
+};
+
+TEST_F(AdaptivePoolTest, LearnsAPeriodicClientsWindowAndPrewarmsBeforeItsRequest) {
+  add_safe_pool("php-fpm@a");
+  auto m = manager(adaptive_config());
+  discover(*m);
+  const MonoTime start = clock;
+  next = m->evaluate();
+  request(*m);
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").window.reason, WindowReason::kFallback);
+  for (int k = 1; k <= 5; ++k) {
+    run_until(*m, start + k * 300s);
+    EXPECT_FALSE(status_of(*m, "php-fpm@a.service").running) << "cycle " << k << ": stopped before the request";
+    request(*m);
+  }
+  const auto& s = status_of(*m, "php-fpm@a.service");
+  EXPECT_EQ(s.wakes, 5u);
+  EXPECT_EQ(s.window.reason, WindowReason::kLearnt) << describe(s.window);
+  EXPECT_EQ(s.window.samples, 5u);
+  EXPECT_EQ(s.window.value, 10s) << "silences of 300 s, a cold start priced at 30 s: stop at the minimum";
+  EXPECT_TRUE(systemd.started.empty());
+  // Five regular silences: started a margin (30 s) before the sixth request, held until 30 s after it.
+  run_until(*m, start + 6 * 300s - 1s);
+  ASSERT_EQ(systemd.started, std::vector<std::string>{"php-fpm@a.service"});
+  EXPECT_TRUE(status_of(*m, "php-fpm@a.service").running);
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").window.reason, WindowReason::kPrewarm);
+  clock = start + 6 * 300s;
+  request(*m);
+  const auto& hit = status_of(*m, "php-fpm@a.service");
+  EXPECT_EQ(hit.prewarms, 1u);
+  EXPECT_EQ(hit.prewarm_hits, 1u);
+  EXPECT_EQ(hit.wakes, 5u) << "a pre-warmed start is no wake";
+  EXPECT_EQ(hit.window.reason, WindowReason::kLearnt);
+
+  // A restarted daemon starts from what this one learnt.
+  auto learnt = m->learnt();
+  ASSERT_EQ(learnt.count("php-fpm@a.service"), 1u);
+  EXPECT_EQ(learnt["php-fpm@a.service"].silences.total(), 6u);
+  auto again = manager(adaptive_config());
+  again->restore(learnt);
+  discover(*again);
+  again->evaluate();
+  EXPECT_EQ(status_of(*again, "php-fpm@a.service").window.reason, WindowReason::kLearnt);
+  EXPECT_EQ(status_of(*again, "php-fpm@a.service").window.samples, 6u);
+}
+
+TEST_F(AdaptivePoolTest, NoPrewarmForAPoolStoppedByHandNorBeyondMaxPrewarming) {
+  add_safe_pool("php-fpm@a");
+  auto config = adaptive_config();
+  config.max_prewarming = 0;
+  auto m = manager(config);
+  discover(*m);
+  const MonoTime start = clock;
+  next = m->evaluate();
+  request(*m);
+  for (int k = 1; k <= 7; ++k) {
+    run_until(*m, start + k * 300s);
+    request(*m);
+  }
+  EXPECT_TRUE(systemd.started.empty()) << "max-prewarming = 0";
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").wakes, 7u);
 }
 
 }  // namespace

@@ -43,6 +43,17 @@ status::Model model() {
   p.memory_bytes = 123456;
   p.memory_released_bytes = 999;
   p.wake_latency.observe(0.3);
+  p.policy.adaptive.on = true;
+  p.policy.adaptive.prewarm = true;
+  p.window.value = 128s;
+  p.window.reason = WindowReason::kLearnt;
+  p.window.samples = 23;
+  p.window.p50 = 128s;
+  p.window.p99 = 4096s;
+  p.window.cold_share = 0.25;
+  p.prewarms = 5;
+  p.prewarm_hits = 4;
+  p.prewarm_at = m.now + 30s;
   m.pools.push_back(p);
   return m;
 }
@@ -73,6 +84,13 @@ TEST(StatusJson, ModelRoundTrips) {
   EXPECT_EQ(b.stalls, a.stalls);
   EXPECT_EQ(b.memory_bytes, a.memory_bytes);
   EXPECT_EQ(b.wake_latency.buckets, a.wake_latency.buckets);
+  EXPECT_TRUE(b.policy.adaptive.on);
+  EXPECT_TRUE(b.policy.adaptive.prewarm);
+  EXPECT_EQ(describe(b.window), describe(a.window));
+  EXPECT_EQ(describe(b.window), "128s (learnt from 23 silences: median 128s, p90 -, p99 4096s; 25% outlast it)");
+  EXPECT_EQ(b.prewarms, 5u);
+  EXPECT_EQ(b.prewarm_hits, 4u);
+  EXPECT_EQ(b.prewarm_at, a.prewarm_at);
   ASSERT_EQ(b.sockets.size(), 2u);
   EXPECT_EQ(b.sockets[0].counters->requests, 9u);
   EXPECT_EQ(b.sockets[0].counters->backlog, 2u);
@@ -125,6 +143,8 @@ TEST(StatusJson, MalformedAnswersNameTheField) {
        },
        "buckets"},
       {"missing field", [](nlohmann::json& j) { j["pools"][0].erase("running"); }, "running: missing"},
+      {"window reason", [](nlohmann::json& j) { j["pools"][0]["idle_window"]["reason"] = "whim"; },
+       "idle_window.reason: unknown reason 'whim'"},
       {"not an object", [](nlohmann::json& j) { j["pools"][0] = 7; }, "not an object"},
       {"daemon", [](nlohmann::json& j) { j["daemon"]["bus_errors"] = true; }, "daemon.bus_errors"},
   };

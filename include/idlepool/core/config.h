@@ -17,6 +17,9 @@ namespace idlepool {
 // Per-pool settings from a [pool UNIT] section; unset ones fall back to the global ones.
 struct PoolOverrides {
   std::optional<std::chrono::seconds> idle_timeout;
+  std::optional<bool> adaptive;  // idle-timeout = adaptive (true), or a duration (false)
+  std::optional<std::chrono::seconds> adaptive_min, adaptive_max;
+  std::optional<bool> prewarm;
   std::optional<std::chrono::seconds> min_uptime;
   std::optional<std::chrono::seconds> stall_timeout;
   std::optional<bool> pin;
@@ -36,6 +39,10 @@ struct DaemonConfig {
   double max_stops_per_second = 2.0;
   double stop_burst = 4.0;
   bool dry_run = false;
+  // Pools pre-warmed (started before a predicted request, core/rhythm.h) at once, at most.
+  uint32_t max_prewarming = 4;
+  // The learnt rhythms (wire/rhythm_state.h); empty: none kept across restarts.
+  std::string state_file = "/var/lib/idlepool/rhythm.json";
   std::string log_level = "info";
   std::string probe_tier = "auto";
   // Pools named on the command line with --pin (kept apart from [pool] sections so a reload keeps them).

@@ -11,13 +11,15 @@
 #include <vector>
 
 #include "idlepool/core/policy.h"
+#include "idlepool/core/rhythm.h"
 #include "idlepool/core/time.h"
 
 namespace idlepool::status {
 
 // Version 2: typed decisions ("rule"), absolute monotonic times beside the derived seconds. Bumped on any change
 // that a reader of an older version would misread.
-inline constexpr int kVersion = 3;
+// Version 4: the idle window (fixed or learnt) and pre-warms.
+inline constexpr int kVersion = 4;
 
 // Wake latency buckets (seconds): from the unit's start to the first accept or request.
 inline constexpr double kWakeLatencyBuckets[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
@@ -86,6 +88,10 @@ struct Pool {
   std::optional<uint64_t> memory_bytes;                     // its cgroup's memory.current, while it runs
   uint64_t memory_released_bytes = 0;                       // memory.current just before each of its stops, summed
   LatencyHistogram wake_latency;
+  // The idle window its last decision used (the fixed idle-timeout, or learnt: core/rhythm.h), and its pre-warms.
+  Window window;
+  uint64_t prewarms = 0, prewarm_hits = 0;
+  std::optional<MonoTime> prewarm_at;  // the next pre-warm planned, while it is stopped
 
   uint64_t stops_total() const;
   uint64_t accepts() const;

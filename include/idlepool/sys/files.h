@@ -58,4 +58,8 @@ Result<wire::FpmConfig> read_fpm_config(FileReader& files, const std::string& pa
 // socket with a group. Fails with EOPNOTSUPP where the filesystem has no ACLs.
 Result<void> grant_group_rw(const std::string& path, gid_t group);
 
+// Writes `text` to `path` through a temporary file beside it (fsynced, then renamed over it), so that no reader and
+// no crash ever sees half of it. The directory must exist.
+Result<void> write_atomically(const std::string& path, const std::string& text, mode_t mode);
+
 }  // namespace idlepool::sys

@@ -68,6 +68,8 @@ class ServiceManager {
   // whether systemd took the job.
   virtual void stop(const std::string& name, Done<Result<void>> done) = 0;
   virtual void restart(const std::string& name, Done<Result<void>> done) = 0;
+  // Asks systemd to start the unit (a pre-warm); its sockets are passed to it as at a socket-activated start.
+  virtual void start(const std::string& name, Done<Result<void>> done) = 0;
   // What systemd signalled since the last call.
   virtual std::vector<UnitEvent> take_events() = 0;
 };
@@ -85,6 +87,7 @@ class SdBus final : public ServiceManager {
   void read_sockets(std::vector<std::string> names, Done<std::vector<Result<SocketUnit>>> done) override;
   void stop(const std::string& name, Done<Result<void>> done) override;
   void restart(const std::string& name, Done<Result<void>> done) override;
+  void start(const std::string& name, Done<Result<void>> done) override;
   std::vector<UnitEvent> take_events() override;
 
   void set_stop_via(StopVia via);
