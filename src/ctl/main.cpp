@@ -4,6 +4,7 @@
 //   pin POOL / unpin POOL   never / again stop it      stop POOL     stop it now if that is safe
 //   reload             reload idlepoold's configuration
 //   adopt [POOL...]    move the shared php-fpm masters' pools to socket activation (a plan; --apply, --undo)
+//   simulate LOG...    replay access logs through idlepool's policy: what fixed and adaptive idle timeouts would do
 // Exit codes (as systemctl): 0 ok, 1 failure, 3 idlepoold not running, 4 unknown pool; 2 bad command line.
 #include <poll.h>
 #include <sys/socket.h>
@@ -26,6 +27,7 @@
 #include "idlepool/wire/control_protocol.h"
 #include "idlepool/wire/status_json.h"
 #include "render.h"
+#include "simulate.h"
 
 namespace po = boost::program_options;
 using idlepool::wire::Verb;
@@ -62,6 +64,8 @@ std::string usage(const po::options_description& options) {
     o << "  " << v.name << (v.needs_pool ? " POOL" : "")
       << std::string(12 - std::strlen(v.name) - (v.needs_pool ? 5 : 0), ' ') << v.help << "\n";
   o << "  adopt [POOL...]  " << kAdoptHelp << "\n";
+  o << "  simulate LOG...  replay web server access logs (combined, vhost_combined) or TIME POOL lines through "
+       "idlepool's policy: pool-hours and cold starts under fixed idle timeouts and the adaptive window\n";
   o << "\n" << options;
   return o.str();
 }
@@ -128,7 +132,18 @@ int main(int argc, char** argv) {
       "no-legend", "print no header and footer")("socket", po::value(&socket_path), "idlepoold's control socket")(
       "apply", "adopt: carry the plan out")("undo", "adopt: put the adopted pools (all, or those named) back")(
       "sync", po::value<std::string>()->value_name("VERSION"),
-      "adopt: keep adopted pools out of phpVERSION-fpm (run by that service before it starts or reloads)");
+      "adopt: keep adopted pools out of phpVERSION-fpm (run by that service before it starts or reloads)")(
+      "format", po::value<std::string>()->default_value("auto"), "simulate: auto, combined or timestamps")(
+      "pool-by", po::value<std::string>()->default_value("auto"),
+      "simulate: what a request's pool is: file (one log per site), vhost (vhost_combined), prefix (--prefix); auto: "
+      "prefix if given, else vhost if the lines carry one, else file")(
+      "prefix", po::value<std::vector<std::string>>()->value_name("PATH=POOL"),
+      "simulate: requests under PATH belong to POOL (repeatable; the longest match wins)")(
+      "memory", po::value<double>()->default_value(40), "simulate: a running pool's memory, MiB")(
+      "cold-start-cost", po::value<std::string>()->default_value("5m"),
+      "simulate: adaptive-cold-start-cost, as in idlepool.conf")(
+      "adaptive-min", po::value<std::string>()->default_value("1m"), "simulate: adaptive-min")(
+      "adaptive-max", po::value<std::string>()->default_value("1h"), "simulate: adaptive-max");
   po::options_description all;
   all.add(visible).add_options()("words", po::value(&words));
   po::positional_options_description positional;
@@ -154,6 +169,26 @@ int main(int argc, char** argv) {
     return kUsage;
   }
   std::string verb_name = words.empty() ? "status" : words[0];
+  if (verb_name == "simulate") {
+    idlepool::ctl::SimulateRequest sim;
+    sim.files.assign(words.begin() + 1, words.end());
+    sim.format = vm["format"].as<std::string>();
+    sim.pool_by = vm["pool-by"].as<std::string>();
+    if (vm.count("prefix"))
+      for (const auto& p : vm["prefix"].as<std::vector<std::string>>()) {
+        auto eq = p.find('=');
+        if (eq == std::string::npos || eq == 0 || p[0] != '/' || eq + 1 == p.size()) {
+          std::cerr << "idlepoolctl simulate: --prefix takes /PATH=POOL, not '" << p << "'\n";
+          return kUsage;
+        }
+        sim.prefixes[p.substr(0, eq)] = p.substr(eq + 1);
+      }
+    sim.memory_mib = vm["memory"].as<double>();
+    sim.cold_start_cost = vm["cold-start-cost"].as<std::string>();
+    sim.adaptive_min = vm["adaptive-min"].as<std::string>();
+    sim.adaptive_max = vm["adaptive-max"].as<std::string>();
+    return idlepool::ctl::run_simulate(sim, std::cout, std::cerr);
+  }
   if (verb_name == "adopt" || vm.count("sync")) {
     idlepool::ctl::AdoptRequest adopt;
     if (!words.empty()) adopt.pools.assign(words.begin() + 1, words.end());
