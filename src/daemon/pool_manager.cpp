@@ -681,6 +681,16 @@ std::optional<MonoTime> PoolManager::follow_rhythm(Pool& pool, const PoolSnapsho
   const PoolPolicy policy = policy_for(pool.unit);
   if (!policy.adaptive.on) return std::nullopt;
   if (snap.running) return pool.rhythm.next_look(pool.window.value, policy.adaptive.min);
+  // A pre-warm asked for whose start was not seen (systemd refused the job, or the start failed): given up when its
+  // hold ends, so that it holds no max-prewarming slot for good.
+  if (const auto& asked = pool.rhythm.prewarm()) {
+    if (now < asked->hold_until) return asked->hold_until;
+    spdlog::warn("{}: pre-warmed, and it did not start before the hold ended", pool.unit);
+    pool.rhythm.prewarm_ended();
+    pool.prewarming = false;
+    pool.window = pool.rhythm.window(policy, snap.active_since);
+    return std::nullopt;
+  }
   // Pre-warms: only of a pool idlepool stopped (one stopped by hand stays stopped until a visitor comes).
   if (!pool.down || !pool.stopped_by_us || pool.stop_requested || pool.prewarming || config_.dry_run)
     return std::nullopt;
@@ -694,7 +704,8 @@ std::optional<MonoTime> PoolManager::follow_rhythm(Pool& pool, const PoolSnapsho
     return std::min(plan->hold_until, now + kInFlightRecheck);
   }
   prewarm(pool, *plan);
-  return std::nullopt;
+  pool.window = pool.rhythm.window(policy, snap.active_since);
+  return plan->hold_until;  // given up then if its start is never seen
 }
 
 void PoolManager::prewarm(Pool& pool, const PrewarmPlan& plan) {

@@ -28,7 +28,9 @@ Result<std::map<std::string, LearntRhythm>> decode_rhythms(std::string_view text
   if (in["pools"].size() > kMaxRhythmPools)
     return Error{std::to_string(in["pools"].size()) + " pools, more than " + std::to_string(kMaxRhythmPools)};
   std::map<std::string, LearntRhythm> out;
-  for (const auto& [unit, p] : in["pools"].items()) {
+  for (const auto& item : in["pools"].items()) {
+    const std::string& unit = item.key();  // not a structured binding: clang 14 cannot capture one
+    const json& p = item.value();
     auto bad = [&unit](const std::string& what) { return Error{"pool \"" + unit.substr(0, 256) + "\": " + what}; };
     if (unit.empty() || unit.size() > 256) return bad("a unit name of " + std::to_string(unit.size()) + " bytes");
     if (!p.is_object() || !p.contains("silences") || !p["silences"].is_array() || p["silences"].size() != kGapBins)

@@ -979,9 +979,21 @@ class AdaptivePoolTest : public PoolManagerTest {
         signals(m);
         next = m.evaluate();
       }
-      if (systemd.started.size() > starts) start(m);
+      if (systemd.started.size() > starts && systemd_starts) start(m);
     }
     clock = t;
+  }
+  bool systemd_starts = true;  // a pre-warm's StartUnit starts the pool (false: the job fails unseen)
+  // Five regular silences of 300 s: the sixth request's pre-warm is planned. Returns when the cycle began.
+  MonoTime learn_a_periodic_client(PoolManager& m) {
+    const MonoTime start = clock;
+    next = m.evaluate();
+    request(m);
+    for (int k = 1; k <= 5; ++k) {
+      run_until(m, start + k * 300s);
+      request(m);
+    }
+    return start;
   }
   void start(PoolManager& m) {
     systemd.service_units["php-fpm@a.service"].inactive_exit = clock;
@@ -1042,6 +1054,27 @@ TEST_F(AdaptivePoolTest, LearnsAPeriodicClientsWindowAndPrewarmsBeforeItsRequest
   again->evaluate();
   EXPECT_EQ(status_of(*again, "php-fpm@a.service").window.reason, WindowReason::kLearnt);
   EXPECT_EQ(status_of(*again, "php-fpm@a.service").window.samples, 6u);
+}
+
+TEST_F(AdaptivePoolTest, APrewarmWhoseStartIsNeverSeenIsGivenUpWhenItsHoldEnds) {
+  add_safe_pool("php-fpm@a");
+  auto m = manager(adaptive_config());
+  discover(*m);
+  const MonoTime start = learn_a_periodic_client(*m);
+  systemd_starts = false;
+  run_until(*m, start + 6 * 300s - 1s);
+  ASSERT_EQ(systemd.started.size(), 1u);
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").prewarms, 1u);
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").window.reason, WindowReason::kPrewarm);
+  // Held until 30 s after the request was due; the pool never came up.
+  run_until(*m, start + 6 * 300s + 31s);
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").window.reason, WindowReason::kLearnt) << "the slot is given back";
+  EXPECT_EQ(systemd.started.size(), 1u) << "one pre-warm per silence";
+  // The client's request wakes it as any other: a wake, the silence measured from its last request.
+  clock = start + 6 * 300s + 40s;
+  request(*m);
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").wakes, 6u);
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").prewarm_hits, 0u);
 }
 
 TEST_F(AdaptivePoolTest, NoPrewarmForAPoolStoppedByHandNorBeyondMaxPrewarming) {
