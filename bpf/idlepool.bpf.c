@@ -77,12 +77,12 @@ struct {
 	__type(value, __u64);
 } unix_addrs SEC(".maps");
 
-/* Listener cookie -> time of its first accept or request since user space deleted the entry (see probe_abi.h). */
+/* Listener cookie -> its first use, arrival and response since user space deleted the entry (see probe_abi.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, IDLEPOOL_MAX_LISTENERS);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, struct idlepool_first_use);
 } first_use SEC(".maps");
 
 static __always_inline void touch(struct idlepool_listener_stats *stats)
@@ -90,13 +90,40 @@ static __always_inline void touch(struct idlepool_listener_stats *stats)
 	stats->last_activity_ns = bpf_ktime_get_ns();
 }
 
+/* The listener's first-events entry, created zeroed when user space has re-armed it. Once it exists (the steady
+ * state) this is one lookup. */
+static __always_inline struct idlepool_first_use *firsts_of(__u64 listener)
+{
+	struct idlepool_first_use *f = bpf_map_lookup_elem(&first_use, &listener);
+	struct idlepool_first_use zero = {};
+
+	if (f)
+		return f;
+	bpf_map_update_elem(&first_use, &listener, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&first_use, &listener);
+}
+
 /* An accept or a request start: activity, and the first use since the pool was last stopped. */
 static __always_inline void used(struct idlepool_listener_stats *stats, __u64 listener)
 {
+	struct idlepool_first_use *f = firsts_of(listener);
 	__u64 now = bpf_ktime_get_ns();
 
 	stats->last_activity_ns = now;
-	bpf_map_update_elem(&first_use, &listener, &now, BPF_NOEXIST);
+	if (f && !f->use_ns)
+		f->use_ns = now;
+}
+
+/* A connection reached the listener: activity, and the first arrival since the pool was last stopped. */
+static __always_inline void arrived(struct idlepool_listener_stats *stats, __u64 listener)
+{
+	struct idlepool_first_use *f = firsts_of(listener);
+	__u64 now = bpf_ktime_get_ns();
+
+	__sync_fetch_and_add(&stats->arrivals, 1);
+	stats->last_activity_ns = now;
+	if (f && !f->arrival_ns)
+		f->arrival_ns = now;
 }
 
 static __always_inline struct idlepool_listener_stats *registered(__u64 cookie)
@@ -308,9 +335,14 @@ static __always_inline void on_send(struct sock *sk, int ret)
 	stats = registered(conn->listener_cookie);
 	if (!stats)
 		return;
-	if (responding)
-		__sync_fetch_and_add(&stats->requests, 1);
 	touch(stats);
+	if (responding) {
+		struct idlepool_first_use *f = firsts_of(conn->listener_cookie);
+
+		__sync_fetch_and_add(&stats->requests, 1);
+		if (f && !f->response_ns)
+			f->response_ns = stats->last_activity_ns;
+	}
 }
 
 static __always_inline void on_close(const struct sock *sk)
@@ -452,8 +484,7 @@ int BPF_PROG(tp_inet_set_state, const struct sock *sk, const int oldstate, const
 		stats = registered(listener);
 		if (!stats)
 			return 0;
-		__sync_fetch_and_add(&stats->arrivals, 1);
-		touch(stats);
+		arrived(stats, listener);
 		track((struct sock *)sk, listener);
 		return 0;
 	}
@@ -486,8 +517,7 @@ int BPF_PROG(tp_sk_data_ready, const struct sock *sk)
 	if (!stats)
 		return 0;
 	learn_unix_addr(sk, listener);
-	__sync_fetch_and_add(&stats->arrivals, 1);
-	touch(stats);
+	arrived(stats, listener);
 	return 0;
 }
 

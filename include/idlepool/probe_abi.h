@@ -11,7 +11,7 @@
 #include <linux/types.h>
 #endif
 
-#define IDLEPOOL_PROBE_ABI_VERSION 4
+#define IDLEPOOL_PROBE_ABI_VERSION 5
 
 /* Capacities of the probe's maps. */
 #define IDLEPOOL_MAX_LISTENERS 16384
@@ -43,10 +43,19 @@ struct idlepool_listener_stats {
 };
 
 /*
- * Map `first_use`: listener cookie -> bpf_ktime_get_ns() of the first accept or request start on it since user
- * space last deleted the entry (it does when the pool stops; the next entry dates the wake). Kept apart from the
- * counters so that re-arming never races with the probe's atomic adds.
+ * Map `first_use`: listener cookie -> the first events on it since user space last deleted the entry (it does when
+ * the pool stops: the next entry dates the wake), each bpf_ktime_get_ns(), 0 until it happens. Kept apart from the
+ * counters so that re-arming never races with the probe's atomic adds. The probe creates the entry zeroed and sets
+ * each field once.
  */
+struct idlepool_first_use {
+	/* The first accept or request start. */
+	__u64 use_ns;
+	/* The first connection that reached the listener (what woke a stopped pool). */
+	__u64 arrival_ns;
+	/* The first response's start (the first send after a receive on one of its connections). */
+	__u64 response_ns;
+};
 
 /* Phases of an accepted connection, for request counting. */
 enum idlepool_conn_phase {

@@ -152,18 +152,25 @@ Window choose_window(const GapHistogram& histogram, const PoolPolicy& policy) {
   return w;
 }
 
-std::optional<PrewarmPlan> plan_prewarm(const RecentGaps& recent, MonoTime anchor, seconds window) {
-  if (recent.count < kPrewarmSamples) return std::nullopt;
-  std::vector<uint32_t> gaps(recent.seconds.begin(), recent.seconds.begin() + recent.count);
+std::vector<uint32_t> RecentGaps::in_order() const {
+  std::vector<uint32_t> out;
+  for (size_t i = 0; i < count; ++i) out.push_back(seconds[(next + kRecentGaps - count + i) % kRecentGaps]);
+  return out;
+}
+
+std::optional<PrewarmPlan> plan_prewarm(const RecentGaps& periods, MonoTime visit, MonoTime stop) {
+  if (periods.count < kPrewarmSamples) return std::nullopt;
+  std::vector<uint32_t> gaps(periods.seconds.begin(), periods.seconds.begin() + periods.count);
   std::sort(gaps.begin(), gaps.end());
   const double shortest = gaps.front(), longest = gaps.back(), median = gaps[gaps.size() / 2];
   if (longest - shortest > median / 4) return std::nullopt;
   const double margin = std::max(median / 10, 2.0);
-  if (shortest - margin <= static_cast<double>(window.count())) return std::nullopt;  // it runs until then anyway
-  auto at = [anchor](double offset) {
-    return anchor + std::chrono::duration_cast<MonoTime>(std::chrono::duration<double>(offset));
+  auto at = [visit](double offset) {
+    return visit + std::chrono::duration_cast<MonoTime>(std::chrono::duration<double>(offset));
   };
-  return PrewarmPlan{at(shortest - margin), at(longest + margin)};
+  PrewarmPlan plan{at(shortest - margin), at(longest + margin)};
+  if (plan.start <= stop) return std::nullopt;  // it runs until then anyway
+  return plan;
 }
 
 void Rhythm::observe(MonoTime now, std::optional<MonoTime> last_activity, seconds min) {
@@ -178,6 +185,13 @@ void Rhythm::observe(MonoTime now, std::optional<MonoTime> last_activity, second
     silent_until_ = std::max(silent_until_, now);
     return;
   }
+  // The waking connection accepted at last: the same visit as the wake, however long the start took.
+  if (waiting_) {
+    waiting_ = false;
+    anchor_ = last_activity;
+    silent_until_ = std::max(now, *last_activity);
+    return;
+  }
   // The silence that began at anchor_ ended after silent_until_ (seen silent then) and by last_activity: the looks
   // come at the bins' edges, so the lower bound falls in its bin.
   MonoTime lower = silent_until_ - *anchor_;
@@ -189,16 +203,13 @@ void Rhythm::observe(MonoTime now, std::optional<MonoTime> last_activity, second
 void Rhythm::stopped() { stopped_ = true; }
 
 void Rhythm::used_again(MonoTime at, seconds min) {
-  if (anchor_ && at > *anchor_) {
-    MonoTime gap = at - *anchor_;
-    if (gap >= min) {
-      histogram.add(gap);
-      recent.add(gap);
-    }
-  }
+  if (anchor_ && at > *anchor_ && at - *anchor_ >= min) histogram.add(at - *anchor_);
+  if (visit_ && at > *visit_ && at - *visit_ >= min) recent.add(at - *visit_);
+  visit_ = at;
   anchor_ = at;
   silent_until_ = at;
   stopped_ = false;
+  waiting_ = false;
 }
 
 std::optional<MonoTime> Rhythm::next_look(seconds window, seconds min) const {
@@ -226,8 +237,8 @@ Window Rhythm::window(const PoolPolicy& policy, MonoTime active_since) const {
 
 std::optional<PrewarmPlan> Rhythm::next_prewarm(const PoolPolicy& policy) const {
   if (!policy.adaptive.on || !policy.adaptive.prewarm || !stopped_ || !anchor_ || prewarm_) return std::nullopt;
-  if (prewarmed_for_ == anchor_) return std::nullopt;
-  return plan_prewarm(recent, *anchor_, choose_window(histogram, policy).value);
+  if (prewarmed_for_ == anchor_ || !visit_) return std::nullopt;
+  return plan_prewarm(recent, *visit_, *anchor_ + choose_window(histogram, policy).value);
 }
 
 }  // namespace idlepool

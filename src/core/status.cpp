@@ -12,6 +12,22 @@ void LatencyHistogram::observe(double seconds) {
   sum += seconds;
 }
 
+void SlowestLastHour::observe(MonoTime at, double seconds) {
+  const int64_t index = std::chrono::floor<std::chrono::minutes>(at).count() / kSlot.count();
+  Slot& slot = slots_[static_cast<size_t>(index) % kSlots];
+  if (slot.index != index) slot = Slot{index, seconds};
+  slot.max = std::max(slot.max, seconds);
+}
+
+std::optional<double> SlowestLastHour::at(MonoTime now) const {
+  const int64_t index = std::chrono::floor<std::chrono::minutes>(now).count() / kSlot.count();
+  std::optional<double> out;
+  for (const auto& slot : slots_)
+    if (slot.index >= 0 && slot.index > index - static_cast<int64_t>(kSlots) && slot.index <= index)
+      out = std::max(out.value_or(0), slot.max);
+  return out;
+}
+
 std::string_view to_string(StopCause cause) {
   switch (cause) {
     case StopCause::kIdle:

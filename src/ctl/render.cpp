@@ -134,6 +134,11 @@ std::string render_show(const status::Pool& p, MonoTime now) {
   if (p.policy.adaptive.on && p.policy.adaptive.prewarm) {
     std::string prewarms = std::to_string(p.prewarms) + ", " + std::to_string(p.prewarm_hits) + " met their request";
     if (p.prewarm_at) prewarms += "; next in " + format_duration(std::max(0.0, to_seconds(*p.prewarm_at - now)));
+    if (!p.visit_periods.empty()) {
+      prewarms += "; periods between visits:";
+      for (auto s : p.visit_periods) prewarms += " " + std::to_string(s);
+      prewarms += "s";
+    }
     row("Pre-warms", prewarms);
   }
   row("Min uptime", format_duration(static_cast<double>(p.policy.min_uptime.count())));
@@ -159,12 +164,20 @@ std::string render_show(const status::Pool& p, MonoTime now) {
     if (auto n = p.stalls[static_cast<size_t>(a)])
       stalls += (stalls.empty() ? "" : ", ") + std::string(status::to_string(a)) + " " + std::to_string(n);
   if (!stalls.empty()) row("Stalls", stalls);
-  if (p.wake_latency.count > 0) {
-    std::ostringstream mean;
-    mean.precision(3);
-    mean << p.wake_latency.sum / static_cast<double>(p.wake_latency.count);
-    row("Wake latency", "mean " + mean.str() + "s over " + std::to_string(p.wake_latency.count) + " wakes");
-  }
+  auto seconds = [](double v) {
+    std::ostringstream o;
+    o.precision(3);
+    o << v << "s";
+    return o.str();
+  };
+  auto mean = [&seconds](const status::LatencyHistogram& h) {
+    return "mean " + seconds(h.sum / static_cast<double>(h.count)) + " over " + std::to_string(h.count) + " wakes";
+  };
+  if (p.wake_latency.count > 0) row("Wake latency", mean(p.wake_latency) + " (its start to its first accept)");
+  if (p.visitor_wake.count > 0)
+    row("Visitor's wake", mean(p.visitor_wake) + ", slowest in the last hour " +
+                              (p.slowest_visitor_wake ? seconds(*p.slowest_visitor_wake) : std::string("-")) +
+                              " (arrival to first response)");
   row("Memory", format_bytes(p.memory_bytes));
   row("Memory released", format_bytes(p.memory_released_bytes));
   return o.str();

@@ -68,6 +68,9 @@ struct Pool {
   std::optional<MonoTime> waking_since;      // started by a connection after our stop: time its first use
   std::optional<MonoTime> process_event_at;  // a worker or main exit not yet followed by a decision
   status::LatencyHistogram wake_latency;
+  std::optional<MonoTime> visitor_since;  // woken: its visitor waits since then (systemd's start), until a response
+  status::LatencyHistogram visitor_wake;
+  status::SlowestLastHour slowest_visitor_wake;
   // Its learnt rhythm (idle-timeout = adaptive), the window the last decision used, and its pre-warms.
   Rhythm rhythm;
   Window window;

@@ -176,6 +176,7 @@ void PoolManager::apply_service(Pool& pool, ServiceUnit svc) {
 
 void PoolManager::on_stopped(Pool& pool) {
   pool.retry_stop_at.reset();
+  pool.visitor_since.reset();
   pool.rhythm.stopped();
   if (pool.rhythm.prewarm()) {
     spdlog::info("{}: pre-warmed, and no request came before it stopped", pool.unit);
@@ -211,8 +212,9 @@ void PoolManager::on_started(Pool& pool) {
   } else if (pool.stopped_by_us) {
     ++pool.wakes;
     pool.waking_since = pool.service.inactive_exit;
+    pool.visitor_since = pool.service.inactive_exit;
     // A connection started it: the silence since its last request ends there.
-    pool.rhythm.used_again(pool.service.inactive_exit, policy_for(pool.unit).adaptive.min);
+    pool.rhythm.woken(pool.service.inactive_exit, policy_for(pool.unit).adaptive.min);
     spdlog::info("{} woke up (socket activation)", pool.unit);
   } else {
     pool.rhythm.began_anew();  // started by someone else: what follows is no silence of its visitors
@@ -496,6 +498,7 @@ void PoolManager::time_wakes() {
         break;
       }
     }
+    time_visitor_wake(pool);
     if (!pool.waking_since) continue;
     for (const auto& l : pool.listeners) {
       if (!l.id) continue;
@@ -509,6 +512,27 @@ void PoolManager::time_wakes() {
       pool.waking_since.reset();
       break;
     }
+  }
+}
+
+// A woken pool's first response: its visitor waited from the connection's arrival at the stopped pool's socket (the
+// probe's first arrival since the stop; systemd's start of it if that is earlier) until then.
+void PoolManager::time_visitor_wake(Pool& pool) {
+  if (!pool.visitor_since) return;
+  for (const auto& l : pool.listeners) {
+    auto c = l.id ? last_counters_.find(*l.id) : last_counters_.end();
+    if (c == last_counters_.end() || c->second.first_response_ns == 0) continue;
+    MonoTime response = mono(c->second.first_response_ns);
+    MonoTime arrived = *pool.visitor_since;
+    if (c->second.first_arrival_ns != 0) arrived = std::min(arrived, mono(c->second.first_arrival_ns));
+    if (response < arrived) continue;
+    double seconds = to_seconds(response - arrived);
+    pool.visitor_wake.observe(seconds);
+    pool.slowest_visitor_wake.observe(response, seconds);
+    spdlog::info("{}: its waking visitor was answered {:.3f}s after the connection arrived", pool.unit, seconds);
+    pool.visitor_since.reset();
+    dirty_ = true;
+    return;
   }
 }
 
@@ -682,9 +706,13 @@ std::optional<MonoTime> PoolManager::follow_rhythm(Pool& pool, const PoolSnapsho
   if (!policy.adaptive.on) return std::nullopt;
   if (snap.running) return pool.rhythm.next_look(pool.window.value, policy.adaptive.min);
   // A pre-warm asked for whose start was not seen (systemd refused the job, or the start failed): given up when its
-  // hold ends, so that it holds no max-prewarming slot for good.
+  // hold ends and no start is under way, so that it holds no max-prewarming slot for good.
   if (const auto& asked = pool.rhythm.prewarm()) {
     if (now < asked->hold_until) return asked->hold_until;
+    if (!pool.prewarming) return std::nullopt;  // it started, and is stopping now: its stop ends the pre-warm
+    // Its start under way (a slow one): the request meets it as it comes up, and that is still the pre-warm's.
+    if (pool.service.active_state == "activating" || (pool.service.job_pending && pool.prewarming))
+      return now + kInFlightRecheck;
     spdlog::warn("{}: pre-warmed, and it did not start before the hold ended", pool.unit);
     pool.rhythm.prewarm_ended();
     pool.prewarming = false;

@@ -171,6 +171,7 @@ class PoolManager {
   void prewarm(Pool& pool, const PrewarmPlan& plan);
   bool read_counters();
   void time_wakes();
+  void time_visitor_wake(Pool& pool);
 
   DaemonConfig config_;
   Deps deps_;

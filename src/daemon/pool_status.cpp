@@ -29,6 +29,7 @@ status::Socket socket_status(const Pool& pool, const Pool::Listener& l,
 std::vector<status::Pool> PoolManager::status() const {
   std::vector<status::Pool> out;
   out.reserve(pools_.size());
+  const MonoTime now = deps_.now();
   for (const auto& [unit, pool] : pools_) {
     status::Pool s;
     s.unit = unit;
@@ -52,9 +53,12 @@ std::vector<status::Pool> PoolManager::status() const {
     s.memory_bytes = pool.memory_bytes;
     s.memory_released_bytes = pool.memory_released_bytes;
     s.wake_latency = pool.wake_latency;
+    s.visitor_wake = pool.visitor_wake;
+    s.slowest_visitor_wake = pool.slowest_visitor_wake.at(now);
     s.window = pool.window;
     s.prewarms = pool.prewarms;
     s.prewarm_hits = pool.prewarm_hits;
+    s.visit_periods = pool.rhythm.recent.in_order();
     if (pool.down && pool.stopped_by_us)
       if (auto plan = pool.rhythm.next_prewarm(s.policy)) s.prewarm_at = plan->start;
     out.push_back(std::move(s));

@@ -24,6 +24,20 @@ ClientMetric value(std::vector<ClientMetric::Label> labels, double v, MetricType
   return m;
 }
 
+ClientMetric histogram(std::vector<ClientMetric::Label> labels, const status::LatencyHistogram& l) {
+  ClientMetric h;
+  h.label = std::move(labels);
+  h.histogram.sample_count = l.count;
+  h.histogram.sample_sum = l.sum;
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < status::kWakeLatencyBucketCount; ++i) {
+    cumulative += l.buckets[i];
+    h.histogram.bucket.push_back({cumulative, status::kWakeLatencyBuckets[i]});
+  }
+  h.histogram.bucket.push_back({l.count, std::numeric_limits<double>::infinity()});
+  return h;
+}
+
 // Families are filled through references while later ones are added: a deque keeps those references valid.
 struct Families {
   std::deque<MetricFamily> list;
@@ -116,6 +130,12 @@ std::vector<MetricFamily> build(const status::Model& s) {
             MetricType::Counter);
   auto& latency = f.add("idlepool_pool_wake_latency_seconds",
                         "From the start of a stopped pool to its first accept or request", MetricType::Histogram);
+  auto& visitor = f.add("idlepool_pool_visitor_wake_seconds",
+                        "A woken pool's first visitor: from its connection's arrival to the pool's first response",
+                        MetricType::Histogram);
+  auto& slowest =
+      f.add("idlepool_pool_visitor_wake_slowest_seconds",
+            "The slowest visitor's wake of the last hour (idlepool_pool_visitor_wake_seconds)", MetricType::Gauge);
   auto& memory =
       f.add("idlepool_pool_memory_bytes", "memory.current of the pool's cgroup while it runs", MetricType::Gauge);
   auto& released =
@@ -161,17 +181,9 @@ std::vector<MetricFamily> build(const status::Model& s) {
     for (auto action : status::kStallActions)
       stalls.metric.push_back(value({{"pool", p.unit}, {"action", std::string(status::to_string(action))}},
                                     static_cast<double>(p.stalls[static_cast<size_t>(action)]), MetricType::Counter));
-    ClientMetric h;
-    h.label = pool;
-    h.histogram.sample_count = p.wake_latency.count;
-    h.histogram.sample_sum = p.wake_latency.sum;
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < status::kWakeLatencyBucketCount; ++i) {
-      cumulative += p.wake_latency.buckets[i];
-      h.histogram.bucket.push_back({cumulative, status::kWakeLatencyBuckets[i]});
-    }
-    h.histogram.bucket.push_back({p.wake_latency.count, std::numeric_limits<double>::infinity()});
-    latency.metric.push_back(std::move(h));
+    latency.metric.push_back(histogram(pool, p.wake_latency));
+    visitor.metric.push_back(histogram(pool, p.visitor_wake));
+    if (p.slowest_visitor_wake) slowest.metric.push_back(value(pool, *p.slowest_visitor_wake, MetricType::Gauge));
     if (p.memory_bytes) memory.metric.push_back(value(pool, static_cast<double>(*p.memory_bytes), MetricType::Gauge));
     released.metric.push_back(value(pool, static_cast<double>(p.memory_released_bytes), MetricType::Counter));
     released_total += static_cast<double>(p.memory_released_bytes);

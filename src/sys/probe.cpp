@@ -27,6 +27,7 @@
 static_assert(sizeof(idlepool_listener_stats) == 48, "ABI: idlepool_listener_stats layout changed");
 static_assert(sizeof(idlepool_conn) == 32, "ABI: idlepool_conn layout changed");
 static_assert(sizeof(idlepool_tcp_key) == 24, "ABI: idlepool_tcp_key layout changed");
+static_assert(sizeof(idlepool_first_use) == 24, "ABI: idlepool_first_use layout changed");
 
 namespace idlepool::sys {
 namespace {
@@ -425,10 +426,13 @@ class Probe::Impl {
       if (closes_tier != Tier::kUnavailable) snap.closes = reg.base_closes + stats.closes;
       snap.last_activity_ns = std::max<uint64_t>(reg.base_activity_ns, stats.last_activity_ns);
       if (reg.listening) {
-        uint64_t first = 0;
+        idlepool_first_use first{};
         if (bpf_map__lookup_elem(loaded_.skel->maps.first_use, &reg.cookie, sizeof(reg.cookie), &first, sizeof(first),
-                                 0) == 0)
-          snap.first_use_ns = first;
+                                 0) == 0) {
+          snap.first_use_ns = first.use_ns;
+          snap.first_arrival_ns = first.arrival_ns;
+          snap.first_response_ns = first.response_ns;
+        }
       }
       out.push_back(std::move(snap));
     }

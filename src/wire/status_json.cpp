@@ -77,6 +77,13 @@ class Reader {
     if (!is_count(*v)) return fail(path(key), "not an unsigned integer or null");
     out = v->get<uint64_t>();
   }
+  void optional_number(const char* key, std::optional<double>& out) {
+    const json* v = find(key);
+    out.reset();
+    if (!v || v->is_null()) return;
+    if (!v->is_number()) return fail(path(key), "not a number or null");
+    out = v->get<double>();
+  }
   void optional_time(const char* key, std::optional<MonoTime>& out) {
     const json* v = find(key);
     out.reset();
@@ -167,6 +174,32 @@ json decision_reason_or_null(const status::Pool& p, MonoTime now) {
   return describe(p.decision, now);
 }
 
+json latency_to_json(const status::LatencyHistogram& h) {
+  return {{"count", h.count}, {"sum_seconds", h.sum}, {"buckets", h.buckets}};
+}
+
+void latency_from_json(Reader& r, const char* key, status::LatencyHistogram& h) {
+  const json* j = r.need(key);
+  if (!j) return;
+  Reader w(*j, r.path(key));
+  w.unsigned_number("count", h.count);
+  w.number("sum_seconds", h.sum);
+  if (const json* b = w.need("buckets")) {
+    if (!b->is_array() || b->size() != status::kWakeLatencyBucketCount) {
+      w.fail(w.path("buckets"), "not an array of " + std::to_string(status::kWakeLatencyBucketCount) + " counts");
+    } else {
+      for (size_t i = 0; i < b->size(); ++i) {
+        if (!is_count((*b)[i])) {
+          w.fail(w.path("buckets"), "holds something that is not a count");
+          break;
+        }
+        h.buckets[i] = (*b)[i].get<uint64_t>();
+      }
+    }
+  }
+  r.take(w);
+}
+
 }  // namespace
 
 json pool_to_json(const status::Pool& p, MonoTime now) {
@@ -175,8 +208,6 @@ json pool_to_json(const status::Pool& p, MonoTime now) {
   std::optional<double> stops_in;
   if (p.decision.stop_planned()) stops_in = std::max(0.0, to_seconds(*p.decision.at - now));
   if (p.decision.kind == Decision::Kind::kStop) stops_in = 0.0;
-  json latency = {
-      {"count", p.wake_latency.count}, {"sum_seconds", p.wake_latency.sum}, {"buckets", p.wake_latency.buckets}};
   const Decision& d = p.decision;
   auto optional_seconds = [](const std::optional<std::chrono::seconds>& s) { return s ? json(s->count()) : json(); };
   json window = {{"seconds", p.window.value.count()},
@@ -227,6 +258,7 @@ json pool_to_json(const status::Pool& p, MonoTime now) {
       {"idle_window", window},
       {"prewarms", p.prewarms},
       {"prewarm_hits", p.prewarm_hits},
+      {"visit_periods_seconds", p.visit_periods},
       {"prewarm_at_ns", optional_ns(p.prewarm_at)},
       {"min_uptime_seconds", p.policy.min_uptime.count()},
       {"stall_timeout_seconds", p.policy.stall_timeout.count()},
@@ -234,7 +266,9 @@ json pool_to_json(const status::Pool& p, MonoTime now) {
       {"stops_total", p.stops_total()},
       {"wakes", p.wakes},
       {"stalls", counts_to_json(p.stalls, status::kStallActions)},
-      {"wake_latency", latency},
+      {"wake_latency", latency_to_json(p.wake_latency)},
+      {"visitor_wake", latency_to_json(p.visitor_wake)},
+      {"slowest_visitor_wake_seconds", p.slowest_visitor_wake ? json(*p.slowest_visitor_wake) : json()},
       {"memory_bytes", optional_number(p.memory_bytes)},
       {"memory_released_bytes", p.memory_released_bytes},
       {"stop_requested", p.stop_requested},
@@ -329,29 +363,26 @@ Result<status::Pool> pool_from_json(const json& j, MonoTime* now) {
   }
   r.unsigned_number("prewarms", p.prewarms);
   r.unsigned_number("prewarm_hits", p.prewarm_hits);
+  if (const json* v = r.need("visit_periods_seconds")) {
+    if (!v->is_array() || v->size() > kRecentGaps) {
+      r.fail(r.path("visit_periods_seconds"), "not an array of at most " + std::to_string(kRecentGaps) + " seconds");
+    } else {
+      for (const auto& e : *v) {
+        if (!is_count(e) || e.get<uint64_t>() > std::numeric_limits<uint32_t>::max()) {
+          r.fail(r.path("visit_periods_seconds"), "holds something that is not seconds");
+          break;
+        }
+        p.visit_periods.push_back(static_cast<uint32_t>(e.get<uint64_t>()));
+      }
+    }
+  }
   r.optional_time("prewarm_at_ns", p.prewarm_at);
   counts_from_json(r, "stops", p.stops, &status::parse_stop_cause);
   r.unsigned_number("wakes", p.wakes);
   counts_from_json(r, "stalls", p.stalls, &status::parse_stall_action);
-  if (const json* wl = r.need("wake_latency")) {
-    Reader w(*wl, r.path("wake_latency"));
-    w.unsigned_number("count", p.wake_latency.count);
-    w.number("sum_seconds", p.wake_latency.sum);
-    if (const json* b = w.need("buckets")) {
-      if (!b->is_array() || b->size() != status::kWakeLatencyBucketCount) {
-        w.fail(w.path("buckets"), "not an array of " + std::to_string(status::kWakeLatencyBucketCount) + " counts");
-      } else {
-        for (size_t i = 0; i < b->size(); ++i) {
-          if (!is_count((*b)[i])) {
-            w.fail(w.path("buckets"), "holds something that is not a count");
-            break;
-          }
-          p.wake_latency.buckets[i] = (*b)[i].get<uint64_t>();
-        }
-      }
-    }
-    r.take(w);
-  }
+  latency_from_json(r, "wake_latency", p.wake_latency);
+  latency_from_json(r, "visitor_wake", p.visitor_wake);
+  r.optional_number("slowest_visitor_wake_seconds", p.slowest_visitor_wake);
   r.optional_unsigned("memory_bytes", p.memory_bytes);
   r.unsigned_number("memory_released_bytes", p.memory_released_bytes);
   r.boolean("stop_requested", p.stop_requested);

@@ -284,6 +284,45 @@ TEST_P(ProbeTest, FirstUseIsDatedUntilRearmed) {
   ASSERT_TRUE(eventually([&] { return snapshot(id)->first_use_ns >= t1; }));
 }
 
+// To time a wake as its visitor sees it: the first arrival (where the tier sees arrivals: TCP on every tier, unix on
+// sock) and the first response's start (where it counts requests) after rearm() are dated, later ones do not move them.
+TEST_P(ProbeTest, FirstArrivalAndResponseAreDatedUntilRearmed) {
+  const bool arrivals = family() != Family::kUnix || probe_for(tier()).tiers().accepts == Tier::kSock;
+  TestServer server(family());
+  server.start_workers(1);
+  ListenerId id = add(server.address());
+  uint64_t t0 = monotonic_ns();
+  Client(server.address()).request();
+  ASSERT_TRUE(eventually([&] { return snapshot(id)->first_use_ns != 0; }));
+  auto waited = [&](const char* what, auto field, bool expected, uint64_t after) {
+    if (!expected) {
+      EXPECT_EQ(field(*snapshot(id)), 0u) << what << ": this tier cannot see it";
+      return uint64_t{0};
+    }
+    EXPECT_TRUE(eventually([&] { return field(*snapshot(id)) != 0; })) << what << " never dated";
+    uint64_t v = field(*snapshot(id));
+    EXPECT_GE(v, after) << what;
+    return v;
+  };
+  auto arrival_of = [](const ListenerSnapshot& s) { return s.first_arrival_ns; };
+  auto response_of = [](const ListenerSnapshot& s) { return s.first_response_ns; };
+  uint64_t arrived = waited("first arrival", arrival_of, arrivals, t0);
+  uint64_t responded = waited("first response", response_of, requests_counted(), t0);
+  if (arrivals) EXPECT_LE(arrived, snapshot(id)->first_use_ns) << "arrived after its accept";
+  if (requests_counted()) EXPECT_GE(responded, snapshot(id)->first_use_ns) << "answered before its request began";
+  Client(server.address()).request();
+  ASSERT_TRUE(eventually([&] { return snapshot(id)->accepts == 2; }));
+  EXPECT_EQ(snapshot(id)->first_arrival_ns, arrived) << "a second connection moved the first arrival";
+  EXPECT_EQ(snapshot(id)->first_response_ns, responded) << "a second response moved the first response";
+  probe().rearm(id);
+  EXPECT_EQ(snapshot(id)->first_arrival_ns, 0u);
+  EXPECT_EQ(snapshot(id)->first_response_ns, 0u);
+  uint64_t t1 = monotonic_ns();
+  Client(server.address()).request();
+  waited("first arrival after rearm", arrival_of, arrivals, t1);
+  waited("first response after rearm", response_of, requests_counted(), t1);
+}
+
 TEST_P(ProbeTest, IgnoresUnregisteredSocketsAndKeepsRegisteredOnesApart) {
   TestServer counted(family()), other(family()), unregistered(family());
   counted.start_workers(1);

@@ -37,6 +37,8 @@ status::Model populated() {
   p.wakes = 3;
   p.wake_latency.observe(0.3);
   p.wake_latency.observe(2.0);
+  p.visitor_wake.observe(3.0);
+  p.slowest_visitor_wake = 3.0;
   p.memory_bytes = 16u << 20;
   p.memory_released_bytes = 64u << 20;
   s.pools.push_back(p);
@@ -77,6 +79,9 @@ TEST(Metrics, FamiliesCarryTheModel) {
   EXPECT_TRUE(has("idlepool_pool_wake_latency_seconds_bucket{pool=\"php-fpm@a.service\",le=\"0.5\"} 1"));
   EXPECT_TRUE(has("idlepool_pool_wake_latency_seconds_bucket{pool=\"php-fpm@a.service\",le=\"2.5\"} 2"));
   EXPECT_TRUE(has("idlepool_pool_wake_latency_seconds_bucket{pool=\"php-fpm@a.service\",le=\"+Inf\"} 2"));
+  EXPECT_TRUE(has("idlepool_pool_visitor_wake_seconds_count{pool=\"php-fpm@a.service\"} 1"));
+  EXPECT_TRUE(has("idlepool_pool_visitor_wake_seconds_bucket{pool=\"php-fpm@a.service\",le=\"2.5\"} 0"));
+  EXPECT_TRUE(has("idlepool_pool_visitor_wake_slowest_seconds{pool=\"php-fpm@a.service\"} 3"));
   EXPECT_TRUE(has("idlepool_memory_released_bytes_total 67108864"));
   EXPECT_TRUE(has("idlepool_probe_tier{counter=\"unix_closes\",tier=\"unavailable\"} 1"));
   EXPECT_TRUE(has("idlepool_decisions_deferred_total{reason=\"rate-limit\"} 2"));

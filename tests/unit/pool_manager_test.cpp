@@ -175,7 +175,9 @@ class FakeProbe final : public sys::ListenerSource {
     return {};
   }
   void rearm(sys::ListenerId id) override {
-    if (listeners.count(id)) listeners[id].first_use_ns = 0;
+    if (!listeners.count(id)) return;
+    auto& l = listeners[id];
+    l.first_use_ns = l.first_arrival_ns = l.first_response_ns = 0;
   }
   Result<std::vector<sys::ListenerSnapshot>> read() override {
     if (broken) return Error{"sock_diag failed"};
@@ -827,6 +829,51 @@ TEST_F(PoolManagerTest, MeasuresWakeLatencyAndMemoryReleased) {
   EXPECT_EQ(status_of(*m, "php-fpm@a.service").wake_latency.count, 1u) << "one wake, one observation";
 }
 
+// The wake as its visitor saw it: from its connection's arrival (or systemd's start, if that is earlier) to the first
+// response; the slowest of the last hour.
+TEST_F(PoolManagerTest, MeasuresTheVisitorsWakeAndTheSlowestOfTheHour) {
+  add_safe_pool("php-fpm@a");
+  auto m = manager();
+  discover(*m);
+  auto& sock = probe.at("/run/php/php-fpm@a.sock");
+  auto ns = [](MonoTime t) { return static_cast<uint64_t>(t.count()); };
+  uint64_t wakes = 0;
+  auto stop_and_wake = [&](std::optional<std::chrono::milliseconds> arrival_before_start,
+                           std::chrono::milliseconds answered_after) {
+    clock += 61s;
+    m->evaluate();
+    systemd.set_state("php-fpm@a.service", "inactive", "dead");
+    signals(*m);
+    clock += 100s;
+    systemd.service_units["php-fpm@a.service"].inactive_exit = clock;
+    systemd.set_state("php-fpm@a.service", "active", "running");
+    signals(*m);
+    sock.first_arrival_ns = arrival_before_start ? ns(clock - *arrival_before_start) : 0;
+    sock.first_use_ns = ns(clock + 300ms);
+    sock.last_activity_ns = sock.first_use_ns;
+    m->refresh();
+    EXPECT_EQ(status_of(*m, "php-fpm@a.service").visitor_wake.count, wakes) << "no response yet";
+    sock.first_response_ns = ns(clock + answered_after);
+    clock += 2s;
+    m->refresh();
+    ++wakes;
+  };
+  stop_and_wake(10ms, 900ms);
+  auto s = status_of(*m, "php-fpm@a.service");
+  EXPECT_EQ(s.visitor_wake.count, 1u);
+  EXPECT_NEAR(s.visitor_wake.sum, 0.91, 1e-9);
+  ASSERT_TRUE(s.slowest_visitor_wake);
+  EXPECT_NEAR(*s.slowest_visitor_wake, 0.91, 1e-9);
+  stop_and_wake(std::nullopt, 2500ms);  // the arrival unseen (a tier without it): from systemd's start
+  stop_and_wake(0ms, 400ms);
+  s = status_of(*m, "php-fpm@a.service");
+  EXPECT_EQ(s.visitor_wake.count, 3u);
+  EXPECT_NEAR(*s.slowest_visitor_wake, 2.5, 1e-9);
+  clock += 61min;
+  EXPECT_FALSE(status_of(*m, "php-fpm@a.service").slowest_visitor_wake) << "none in the last hour";
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").visitor_wake.count, 3u);
+}
+
 // php-fpm's ondemand master missed the edge of a connection (php bug #69724): nothing accepts it, no worker runs.
 TEST_F(PoolManagerTest, AStalledOndemandPoolIsNudgedOncePerStallTimeoutUntilItAccepts) {
   auto m = stall_manager("ondemand", 5s);
@@ -950,7 +997,8 @@ TEST_F(PoolManagerTest, StallTimeoutZeroTurnsStallsOff) {
 }
 
 // idle-timeout = adaptive with prewarm: a client every 300 s. The first silences end with wakes (measured exactly),
-// the window is learnt, and once five silences say the client is regular the pool is started before its request,
+// the window is learnt, and once five periods between wakes say the client is regular the pool is started before its
+// request,
 // which then counts as a pre-warm hit, not a wake. What was learnt survives a restart through learnt()/restore().
 class AdaptivePoolTest : public PoolManagerTest {
  protected:
@@ -984,12 +1032,13 @@ class AdaptivePoolTest : public PoolManagerTest {
     clock = t;
   }
   bool systemd_starts = true;  // a pre-warm's StartUnit starts the pool (false: the job fails unseen)
-  // Five regular silences of 300 s: the sixth request's pre-warm is planned. Returns when the cycle began.
+  // Six wakes 300 s apart (five regular periods): the seventh request's pre-warm is planned. Returns when the cycle
+  // began.
   MonoTime learn_a_periodic_client(PoolManager& m) {
     const MonoTime start = clock;
     next = m.evaluate();
     request(m);
-    for (int k = 1; k <= 5; ++k) {
+    for (int k = 1; k <= 6; ++k) {
       run_until(m, start + k * 300s);
       request(m);
     }
@@ -1020,40 +1069,41 @@ TEST_F(AdaptivePoolTest, LearnsAPeriodicClientsWindowAndPrewarmsBeforeItsRequest
   next = m->evaluate();
   request(*m);
   EXPECT_EQ(status_of(*m, "php-fpm@a.service").window.reason, WindowReason::kFallback);
-  for (int k = 1; k <= 5; ++k) {
+  for (int k = 1; k <= 6; ++k) {
     run_until(*m, start + k * 300s);
     EXPECT_FALSE(status_of(*m, "php-fpm@a.service").running) << "cycle " << k << ": stopped before the request";
     request(*m);
   }
   const auto& s = status_of(*m, "php-fpm@a.service");
-  EXPECT_EQ(s.wakes, 5u);
+  EXPECT_EQ(s.wakes, 6u);
   EXPECT_EQ(s.window.reason, WindowReason::kLearnt) << describe(s.window);
-  EXPECT_EQ(s.window.samples, 5u);
+  EXPECT_EQ(s.window.samples, 6u);
   EXPECT_EQ(s.window.value, 10s) << "silences of 300 s, a cold start priced at 30 s: stop at the minimum";
   EXPECT_TRUE(systemd.started.empty());
-  // Five regular silences: started a margin (30 s) before the sixth request, held until 30 s after it.
-  run_until(*m, start + 6 * 300s - 1s);
+  // Five regular periods: started a margin (30 s) before the seventh request, held until 30 s after it.
+  run_until(*m, start + 7 * 300s - 1s);
   ASSERT_EQ(systemd.started, std::vector<std::string>{"php-fpm@a.service"});
   EXPECT_TRUE(status_of(*m, "php-fpm@a.service").running);
   EXPECT_EQ(status_of(*m, "php-fpm@a.service").window.reason, WindowReason::kPrewarm);
-  clock = start + 6 * 300s;
+  clock = start + 7 * 300s;
   request(*m);
   const auto& hit = status_of(*m, "php-fpm@a.service");
   EXPECT_EQ(hit.prewarms, 1u);
   EXPECT_EQ(hit.prewarm_hits, 1u);
-  EXPECT_EQ(hit.wakes, 5u) << "a pre-warmed start is no wake";
+  EXPECT_EQ(hit.wakes, 6u) << "a pre-warmed start is no wake";
   EXPECT_EQ(hit.window.reason, WindowReason::kLearnt);
 
   // A restarted daemon starts from what this one learnt.
   auto learnt = m->learnt();
   ASSERT_EQ(learnt.count("php-fpm@a.service"), 1u);
-  EXPECT_EQ(learnt["php-fpm@a.service"].silences.total(), 6u);
+  EXPECT_EQ(learnt["php-fpm@a.service"].silences.total(), 7u);
+  EXPECT_EQ(learnt["php-fpm@a.service"].recent.count, 6u);
   auto again = manager(adaptive_config());
   again->restore(learnt);
   discover(*again);
   again->evaluate();
   EXPECT_EQ(status_of(*again, "php-fpm@a.service").window.reason, WindowReason::kLearnt);
-  EXPECT_EQ(status_of(*again, "php-fpm@a.service").window.samples, 6u);
+  EXPECT_EQ(status_of(*again, "php-fpm@a.service").window.samples, 7u);
 }
 
 TEST_F(AdaptivePoolTest, APrewarmWhoseStartIsNeverSeenIsGivenUpWhenItsHoldEnds) {
@@ -1062,19 +1112,69 @@ TEST_F(AdaptivePoolTest, APrewarmWhoseStartIsNeverSeenIsGivenUpWhenItsHoldEnds) 
   discover(*m);
   const MonoTime start = learn_a_periodic_client(*m);
   systemd_starts = false;
-  run_until(*m, start + 6 * 300s - 1s);
+  run_until(*m, start + 7 * 300s - 1s);
   ASSERT_EQ(systemd.started.size(), 1u);
   EXPECT_EQ(status_of(*m, "php-fpm@a.service").prewarms, 1u);
   EXPECT_EQ(status_of(*m, "php-fpm@a.service").window.reason, WindowReason::kPrewarm);
   // Held until 30 s after the request was due; the pool never came up.
-  run_until(*m, start + 6 * 300s + 31s);
+  run_until(*m, start + 7 * 300s + 31s);
   EXPECT_EQ(status_of(*m, "php-fpm@a.service").window.reason, WindowReason::kLearnt) << "the slot is given back";
   EXPECT_EQ(systemd.started.size(), 1u) << "one pre-warm per silence";
   // The client's request wakes it as any other: a wake, the silence measured from its last request.
-  clock = start + 6 * 300s + 40s;
+  clock = start + 7 * 300s + 40s;
   request(*m);
-  EXPECT_EQ(status_of(*m, "php-fpm@a.service").wakes, 6u);
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").wakes, 7u);
   EXPECT_EQ(status_of(*m, "php-fpm@a.service").prewarm_hits, 0u);
+}
+
+// A pre-warm whose start is slow (still activating when its hold ends) is kept: the request meets the pool as it comes
+// up, and that is a hit, not a wake.
+TEST_F(AdaptivePoolTest, APrewarmStillStartingWhenItsHoldEndsIsKept) {
+  add_safe_pool("php-fpm@a");
+  auto m = manager(adaptive_config());
+  discover(*m);
+  const MonoTime t0 = learn_a_periodic_client(*m);
+  systemd_starts = false;
+  run_until(*m, t0 + 7 * 300s - 1s);
+  ASSERT_EQ(systemd.started.size(), 1u);
+  systemd.set_state("php-fpm@a.service", "activating", "start");
+  signals(*m);
+  next = m->evaluate();
+  run_until(*m, t0 + 7 * 300s + 45s);  // past the hold (30 s after the request was due)
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").window.reason, WindowReason::kPrewarm) << "kept while it starts";
+  start(*m);
+  request(*m);
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").prewarm_hits, 1u);
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").wakes, 6u) << "a slow pre-warm is no wake";
+}
+
+// The guest's case: a client every 15 s, wakes that take 5 s, a 2 s window: the periods between wakes stay regular.
+TEST_F(AdaptivePoolTest, SlowWakesDoNotHideAPeriodicClient) {
+  add_safe_pool("php-fpm@a");
+  DaemonConfig c = adaptive_config();
+  c.defaults.adaptive.min = 2s;
+  c.defaults.adaptive.max = 8s;
+  c.defaults.adaptive.fallback = 3s;
+  c.defaults.adaptive.cold_start_cost = 2s;
+  c.defaults.min_uptime = 2s;
+  auto m = manager(c);
+  discover(*m);
+  const MonoTime t0 = clock;
+  next = m->evaluate();
+  request(*m);
+  for (int k = 1; k <= 6; ++k) {
+    run_until(*m, t0 + k * 15s);
+    ASSERT_FALSE(status_of(*m, "php-fpm@a.service").running) << k;
+    auto& sock = probe.at("/run/php/php-fpm@a.sock");
+    sock.backlog = 1;  // woken by the request's connection, which waits 5 s to be accepted
+    start(*m);
+    run_until(*m, clock + 5s);
+    sock.backlog = 0;
+    request(*m);
+  }
+  EXPECT_EQ(status_of(*m, "php-fpm@a.service").wakes, 6u);
+  run_until(*m, t0 + 7 * 15s - 500ms);
+  EXPECT_EQ(systemd.started, std::vector<std::string>{"php-fpm@a.service"});
 }
 
 TEST_F(AdaptivePoolTest, NoPrewarmForAPoolStoppedByHandNorBeyondMaxPrewarming) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "idlepool/core/simulate.h"
+#include "idlepool/core/status.h"
 
 namespace idlepool {
 namespace {
@@ -137,9 +138,74 @@ TEST(Rhythm, ASilenceEndedByAWakeIsExact) {
   EXPECT_FALSE(r.next_look(600s, 60s));
   r.used_again(at(3000), 60s);
   EXPECT_EQ(r.histogram.counts[11], 1u);
-  EXPECT_EQ(r.recent.count, 1u);
-  EXPECT_EQ(r.recent.seconds[0], 3000u);
+  EXPECT_EQ(r.recent.count, 0u) << "no visit began before: no period yet";
   EXPECT_FALSE(r.is_stopped());
+}
+
+// Pre-warms follow the periods between visits, which a wake's cost does not move: a cron every 20 s whose wakes take
+// 1 to 6 s has silences of 14 to 19 s, and periods of 20 s.
+TEST(Rhythm, PeriodsBetweenVisitsDoNotCarryTheWakesCost) {
+  Rhythm r;
+  PoolPolicy p;
+  p.adaptive.on = true;
+  p.adaptive.prewarm = true;
+  p.adaptive.min = 2s;
+  p.adaptive.max = 8s;
+  double wake[] = {1, 6, 2, 5, 1, 4, 3};
+  for (int k = 0; k < 7; ++k) {
+    double t = 20.0 * k;
+    r.woken(at(t), 2s);
+    r.observe(at(t + wake[k] + 0.5), at(t + wake[k]), 2s);
+    r.stopped();
+  }
+  EXPECT_EQ(r.recent.in_order(), std::vector<uint32_t>(6, 20));
+  auto plan = r.next_prewarm(p);
+  ASSERT_TRUE(plan) << "silences of 14 to 19 s are irregular; the periods are not";
+  EXPECT_EQ(plan->start, at(120 + 20 - 2));
+  EXPECT_EQ(plan->hold_until, at(120 + 20 + 2));
+  r.began_anew();  // someone else started it: no period across that
+  r.used_again(at(500), 2s);
+  EXPECT_EQ(r.recent.count, 6u);
+}
+
+TEST(Rhythm, AWakesOwnConnectionIsNoNewSilence) {
+  Rhythm r;
+  r.observe(at(0), at(0), 2s);
+  r.stopped();
+  r.woken(at(20), 2s);  // a connection started it; php-fpm takes 5 s to accept it
+  r.observe(at(21), at(0), 2s);
+  r.observe(at(24), at(0), 2s);
+  r.observe(at(26), at(25), 2s);  // the waking connection, accepted: the same visit
+  EXPECT_EQ(r.histogram.total(), 1u);
+  EXPECT_EQ(r.histogram.counts[4], 1u);  // only the 20 s silence, [16, 32)
+  EXPECT_EQ(r.anchor(), at(25));
+  r.observe(at(40), at(30), 2s);  // a later request: a silence of its own again (25 -> 30, seen silent until 26)
+  EXPECT_EQ(r.histogram.total(), 1u);
+  r.observe(at(60), at(50), 2s);  // 30 -> 50, seen silent until 40: 10 s, [8, 16)
+  EXPECT_EQ(r.histogram.total(), 2u);
+  EXPECT_EQ(r.histogram.counts[3], 1u);
+}
+
+TEST(SlowestLastHour, KeepsTheMaximumOfTheLastTwelveFiveMinuteSlots) {
+  status::SlowestLastHour s;
+  EXPECT_FALSE(s.at(at(0)));
+  s.observe(at(10), 0.5);
+  s.observe(at(20), 3.0);
+  s.observe(at(400), 1.0);  // the next slot
+  EXPECT_EQ(s.at(at(400)), 3.0);
+  EXPECT_EQ(s.at(at(3000)), 3.0);
+  EXPECT_EQ(s.at(at(3600)), 1.0) << "the first slot is an hour old";
+  EXPECT_FALSE(s.at(at(4000)));
+  for (int i = 0; i < 1000; ++i) s.observe(at(4000 + i * 7), 0.1 * (i % 10));  // bounded, whatever the rate
+  EXPECT_EQ(s.at(at(4000 + 999 * 7)), 0.9);
+  EXPECT_EQ(sizeof(s), status::SlowestLastHour::kSlots * 16);
+}
+
+TEST(RecentGaps, KeepsTheLatestEightInOrder) {
+  RecentGaps g;
+  EXPECT_TRUE(g.in_order().empty());
+  for (uint32_t s = 1; s <= 10; ++s) g.add(std::chrono::seconds(s));
+  EXPECT_EQ(g.in_order(), (std::vector<uint32_t>{3, 4, 5, 6, 7, 8, 9, 10}));
 }
 
 RecentGaps recent(std::initializer_list<uint32_t> gaps) {
@@ -149,16 +215,18 @@ RecentGaps recent(std::initializer_list<uint32_t> gaps) {
 }
 
 TEST(Prewarm, RegularSilencesArePredicted) {
-  auto plan = plan_prewarm(recent({3600, 3590, 3650, 3570, 3610}), at(10000), 60s);
+  auto plan = plan_prewarm(recent({3600, 3590, 3650, 3570, 3610}), at(10000), at(10000 + 60));
   ASSERT_TRUE(plan);
   EXPECT_EQ(plan->start, at(10000 + 3570 - 360));
   EXPECT_EQ(plan->hold_until, at(10000 + 3650 + 360));
 }
 
 TEST(Prewarm, NotWhenIrregularTooFewOrCoveredByTheWindow) {
-  EXPECT_FALSE(plan_prewarm(recent({3600, 1200, 3650, 3570, 3610}), at(0), 60s));
-  EXPECT_FALSE(plan_prewarm(recent({3600, 3600, 3600, 3600}), at(0), 60s));
-  EXPECT_FALSE(plan_prewarm(recent({300, 300, 300, 300, 300}), at(0), 600s));
+  EXPECT_FALSE(plan_prewarm(recent({3600, 1200, 3650, 3570, 3610}), at(0), at(60)));
+  EXPECT_FALSE(plan_prewarm(recent({3600, 3600, 3600, 3600}), at(0), at(60)));
+  EXPECT_FALSE(plan_prewarm(recent({300, 300, 300, 300, 300}), at(0), at(600)));
+  EXPECT_FALSE(plan_prewarm(recent({300, 300, 300, 300, 300}), at(0), at(280))) << "stopped after the start";
+  EXPECT_TRUE(plan_prewarm(recent({300, 300, 300, 300, 300}), at(0), at(200)));
 }
 
 TEST(Simulate, AFixedTimeoutCountedByHand) {

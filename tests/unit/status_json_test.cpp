@@ -43,6 +43,10 @@ status::Model model() {
   p.memory_bytes = 123456;
   p.memory_released_bytes = 999;
   p.wake_latency.observe(0.3);
+  p.visitor_wake.observe(0.8);
+  p.visitor_wake.observe(7.0);
+  p.slowest_visitor_wake = 7.0;
+  p.visit_periods = {3600, 3590};
   p.policy.adaptive.on = true;
   p.policy.adaptive.prewarm = true;
   p.window.value = 128s;
@@ -84,6 +88,10 @@ TEST(StatusJson, ModelRoundTrips) {
   EXPECT_EQ(b.stalls, a.stalls);
   EXPECT_EQ(b.memory_bytes, a.memory_bytes);
   EXPECT_EQ(b.wake_latency.buckets, a.wake_latency.buckets);
+  EXPECT_EQ(b.visitor_wake.buckets, a.visitor_wake.buckets);
+  EXPECT_EQ(b.visitor_wake.count, 2u);
+  EXPECT_EQ(b.slowest_visitor_wake, 7.0);
+  EXPECT_EQ(b.visit_periods, (std::vector<uint32_t>{3600, 3590}));
   EXPECT_TRUE(b.policy.adaptive.on);
   EXPECT_TRUE(b.policy.adaptive.prewarm);
   EXPECT_EQ(describe(b.window), describe(a.window));

@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "idlepool/core/policy.h"
 #include "idlepool/core/time.h"
@@ -51,6 +52,7 @@ struct RecentGaps {
   uint8_t count = 0;  // valid entries, up to kRecentGaps
   uint8_t next = 0;   // where the next one goes
   void add(MonoTime gap);
+  std::vector<uint32_t> in_order() const;  // oldest first
 };
 
 enum class WindowReason : uint8_t {
@@ -82,17 +84,21 @@ struct PrewarmPlan {
   MonoTime start{0};
   MonoTime hold_until{0};
 };
-// Regular silences: at least kPrewarmSamples exact ones, their spread (longest minus shortest) at most a quarter of
-// their median. The start comes a margin (a tenth of the median, at least 2 s) before the shortest after `anchor`,
-// the hold lasts a margin past the longest. Unset when not regular, or when the window already covers the silence.
+// A pre-warm is planned from the periods between the pool's visits (a visit begins with its first request after a
+// stop: a wake, or the first use after a pre-warm): a cron's period, whatever the wakes cost (a silence is the period
+// less the previous visit's wake and work, and a pre-warmed visit has no wake). Regular periods: at least
+// kPrewarmSamples, their spread (longest minus shortest) at most a quarter of their median. The start comes a margin
+// (a tenth of the median, at least 2 s) before the shortest after `visit` (the latest visit's start), the hold lasts
+// a margin past the longest. Unset when not regular, or when the pool runs until the start anyway (stopped at
+// `stop`, its latest activity plus its window).
 inline constexpr uint8_t kPrewarmSamples = 5;
-std::optional<PrewarmPlan> plan_prewarm(const RecentGaps& recent, MonoTime anchor, std::chrono::seconds window);
+std::optional<PrewarmPlan> plan_prewarm(const RecentGaps& periods, MonoTime visit, MonoTime stop);
 
 // One pool's learning: what persists (histogram, recent) and the silence being measured.
 class Rhythm {
  public:
-  GapHistogram histogram;
-  RecentGaps recent;
+  GapHistogram histogram;  // its silences
+  RecentGaps recent;       // the latest periods between its visits (what pre-warms are planned from)
 
   // A reading of the pool while it runs: its latest activity as the probe dates it. A silence that ended since the
   // last reading is binned from when it was last seen silent (the lower bound: the looks come at the bins' edges).
@@ -103,12 +109,21 @@ class Rhythm {
   // It was started by someone else (or first seen): the next reading begins a silence, nothing is measured across.
   void began_anew() {
     anchor_.reset();
+    visit_.reset();
     stopped_ = false;
+    waiting_ = false;
     prewarm_.reset();
   }
-  // The pool's first request after a stop came at `at` (its wake by a connection, or its first use after a
-  // pre-warm): the silence ends there, exactly.
+  // The pool's first request after a stop came at `at` (its first use after a pre-warm): the silence ends there,
+  // exactly, and a visit begins.
   void used_again(MonoTime at, std::chrono::seconds min);
+  // A connection started the stopped pool at `at`: the silence ends there, exactly, and that connection waits in the
+  // socket's queue while the pool starts, so the first activity the probe sees after it is the same visit (a start
+  // longer than `min` is no silence of its visitors).
+  void woken(MonoTime at, std::chrono::seconds min) {
+    used_again(at, min);
+    waiting_ = true;
+  }
   // When to look at the silent pool again to bin its silence: the next edge (`min`, then each octave above it)
   // short of the window; unset when stopped or there is none.
   std::optional<MonoTime> next_look(std::chrono::seconds window, std::chrono::seconds min) const;
@@ -129,8 +144,10 @@ class Rhythm {
 
  private:
   std::optional<MonoTime> anchor_;  // the latest activity seen: where the current silence began
+  std::optional<MonoTime> visit_;   // the start of the latest visit (its first request after a stop)
   MonoTime silent_until_{0};        // the latest reading that saw the pool still silent since anchor_
   bool stopped_ = false;
+  bool waiting_ = false;  // woken: the waking visit's first activity is still to be seen
   std::optional<PrewarmPlan> prewarm_;
   std::optional<MonoTime> prewarmed_for_;  // the silence (its anchor) a pre-warm was made for: one per silence
 };

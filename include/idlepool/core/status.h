@@ -32,6 +32,23 @@ struct LatencyHistogram {
   void observe(double seconds);
 };
 
+// The slowest of what was observed in the last hour: twelve five-minute slots, each keeping its maximum (bounded,
+// whatever the rate).
+class SlowestLastHour {
+ public:
+  static constexpr auto kSlot = std::chrono::minutes(5);
+  static constexpr size_t kSlots = 12;
+  void observe(MonoTime at, double seconds);
+  std::optional<double> at(MonoTime now) const;  // unset when nothing was observed in the hour before now
+
+ private:
+  struct Slot {
+    int64_t index = -1;  // which five minutes of the monotonic clock it holds
+    double max = 0;
+  };
+  std::array<Slot, kSlots> slots_{};
+};
+
 // Why idlepool stopped a pool.
 enum class StopCause : uint8_t { kIdle, kOperator };
 inline constexpr StopCause kStopCauses[] = {StopCause::kIdle, StopCause::kOperator};
@@ -88,10 +105,15 @@ struct Pool {
   std::optional<uint64_t> memory_bytes;                     // its cgroup's memory.current, while it runs
   uint64_t memory_released_bytes = 0;                       // memory.current just before each of its stops, summed
   LatencyHistogram wake_latency;
+  // The wake as its visitor saw it: from the connection that reached the stopped pool's socket (or systemd's start of
+  // it, if earlier) to the pool's first response; where the probe's tier counts responses.
+  LatencyHistogram visitor_wake;
+  std::optional<double> slowest_visitor_wake;  // in the last hour
   // The idle window its last decision used (the fixed idle-timeout, or learnt: core/rhythm.h), and its pre-warms.
   Window window;
   uint64_t prewarms = 0, prewarm_hits = 0;
-  std::optional<MonoTime> prewarm_at;  // the next pre-warm planned, while it is stopped
+  std::vector<uint32_t> visit_periods;  // the latest periods between its visits, oldest first (what pre-warms follow)
+  std::optional<MonoTime> prewarm_at;   // the next pre-warm planned, while it is stopped
 
   uint64_t stops_total() const;
   uint64_t accepts() const;

@@ -69,9 +69,11 @@ struct ListenerSnapshot {
   // Accepted connections the server has answered on, with no byte waiting either way: those that received nothing
   // since (or only what ends a request, see kinds::ServiceKind::request_end_bytes) are idle, kept alive by the client.
   std::vector<AnsweredConnection> answered;
-  uint32_t backlog = 0;           // connections waiting to be accepted (sock_diag, now)
-  uint64_t last_activity_ns = 0;  // CLOCK_MONOTONIC ns of the latest accept/request/response/close; 0 = none yet
-  uint64_t first_use_ns = 0;      // CLOCK_MONOTONIC ns of the first accept or request since rearm(); 0 = none yet
+  uint32_t backlog = 0;            // connections waiting to be accepted (sock_diag, now)
+  uint64_t last_activity_ns = 0;   // CLOCK_MONOTONIC ns of the latest accept/request/response/close; 0 = none yet
+  uint64_t first_use_ns = 0;       // CLOCK_MONOTONIC ns of the first accept or request since rearm(); 0 = none yet
+  uint64_t first_arrival_ns = 0;   // ... of the first connection that reached it since rearm(); 0 = none yet
+  uint64_t first_response_ns = 0;  // ... of the first response's start since rearm(); 0 = none yet (or no tier counts)
   // Unix: the file the listener is bound to, (st_ino, st_dev), when the kernel says (a nudge connects to it alone).
   std::optional<std::pair<uint64_t, uint32_t>> unix_file;
 };
