@@ -7,6 +7,7 @@
 #                  timeout; keepalive-connections = wait (the default) and close
 #   php-fpm@naive  unix socket, php-fpm listening on the socket unit's own path (must be refused)
 #   php-fpm-seed   TCP 127.0.0.1:8888 as in the original write-up, named explicitly in the configuration
+#   php-fpm@rhythm the stop-safe template with idle-timeout = adaptive and prewarm = yes (a periodic client teaches it)
 #   php-fpm@stall  the stop-safe template, its master made to miss one connection's edge when the test arms it
 #                  (tests/support/miss_accept_edge.c): php-fpm's ondemand stall (php bug #69724), every time
 #   pyhttp         a Python HTTP server behind pyhttp.socket (TCP 127.0.0.1:8090): a service of the generic kind
@@ -88,6 +89,7 @@ pool_conf kaclose /run/php/kaclose.sock.inherited
 pool_conf naive /run/php/naive.sock
 pool_conf seed 127.0.0.1:8888
 pool_conf stall /run/php/stall.sock.inherited
+pool_conf rhythm /run/php/rhythm.sock.inherited
 sed -i 's/^pm.process_idle_timeout = .*/pm.process_idle_timeout = 1s/' "$tree/etc/php/8.2/fpm/idlepool/stall.conf"
 install -m 0755 "$build/tests/miss_accept_edge.so" "$tree/usr/local/lib/idlepool-e2e/miss_accept_edge.so"
 mkdir -p "$units/php-fpm@stall.service.d"
@@ -143,6 +145,10 @@ unit = pyhttp.service
 max-stops-per-second = 5
 stall-timeout = 2s
 log-level = debug
+# For php-fpm@rhythm (idle-timeout = adaptive): a short history and short bounds, so that a client every 20 s teaches it.
+adaptive-fallback = 3s
+adaptive-min-samples = 3
+adaptive-cold-start-cost = 2s
 
 [pool php-fpm@churn1.service]
 idle-timeout = 3s
@@ -155,6 +161,11 @@ idle-timeout = 3s
 keepalive-connections = close
 [pool php-fpm@stall.service]
 idle-timeout = 60s
+[pool php-fpm@rhythm.service]
+idle-timeout = adaptive
+adaptive-min = 2s
+adaptive-max = 8s
+prewarm = yes
 CONF
 # nginx in front, as in the original setup: fastcgi_pass to each pool; /keep/ keeps its FastCGI connection open.
 mkdir -p "$tree/etc/idlepool-e2e"
@@ -189,7 +200,7 @@ PHP
 cat >"$tree/srv/idlepool/slow.php" <<'PHP'
 <?php $s = (int)($_GET["s"] ?? 10); sleep($s); echo "slept $s\n";
 PHP
-cp "$here/guest/scenarios.sh" "$here/guest/acceptance.sh" "$here/guest/hostile.sh" "$here/guest/check_status.py" \
+cp "$here/guest/scenarios.sh" "$here/guest/acceptance.sh" "$here/guest/hostile.sh" "$here/guest/rhythm.sh" "$here/guest/check_status.py" \
   "$here/guest/control_garbage.py" "$tree/usr/local/lib/idlepool-e2e/"
 install -m 0755 "$build/tests/ack_flood" "$tree/usr/local/lib/idlepool-e2e/ack_flood"
 chmod +x "$tree/usr/local/lib/idlepool-e2e/"*

@@ -23,7 +23,8 @@ assert a["adaptive"] is False and a["idle_window"]["reason"] == "fixed" and a["i
 assert isinstance(a["stops"].get("idle", 0), int) and a["memory_released_bytes"] >= 0, a
 for p in pools.values():
     for k in ("state", "processes", "active", "backlog", "idle", "accepts", "requests", "idle_seconds", "decision",
-              "stops_in_seconds", "memory_released_bytes", "wake_latency", "sockets", "warnings"):
+              "stops_in_seconds", "memory_released_bytes", "wake_latency", "visitor_wake",
+              "slowest_visitor_wake_seconds", "sockets", "warnings"):
         assert k in p, (p["pool"], k)
 assert j["probe"]["accepts"] == "fentry" and "pools:" in j["summary"], j
 print(f"5 pools checked field by field; naive unsafe, vanish unsafe, pyhttp generic, alias {a['state']} with "

@@ -383,6 +383,8 @@ systemctl restart idlepoold
 . "$lib/acceptance.sh"
 # Hostile tenants against the real daemon (tests/e2e/guest/hostile.sh).
 . "$lib/hostile.sh"
+# idle-timeout = adaptive and pre-warming, taught by a periodic client (tests/e2e/guest/rhythm.sh).
+. "$lib/rhythm.sh"
 
 ((failures == 0)) || dump
 echo "IDLEPOOL-E2E: $failures failed"
