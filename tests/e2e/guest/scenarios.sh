@@ -62,9 +62,10 @@ if j["state"] == "inactive":
 else:
     print(j["state"], j["rule"], "%.2f" % (float(sys.argv[1]) + s) if s is not None else "none")' "$asked" "$2" "$1"
 }
-# Whether window_after_restart's answer keeps a whole idle window of SECONDS after the restart began.
+# Whether window_after_restart's answer keeps a whole idle window of SECONDS after the restart began: a stop planned,
+# decided at that moment ("idle": a restart slower than the window, the stop under way as it was asked), or made.
 whole_window() {  # STATE RULE SECONDS WINDOW
-  [[ ($1 == active && $2 == idle-timeout) || ($1 == inactive && $2 == stopped) ]] &&
+  [[ ($1 == active && ($2 == idle-timeout || $2 == idle)) || ($1 == inactive && $2 == stopped) ]] &&
     awk -v p="$3" -v w="$4" 'BEGIN { exit !(p >= w - 0.05) }'
 }
 # Stops and wakes of one pool, from idlepoolctl ("stops wakes").
