@@ -154,6 +154,17 @@ TEST(StatusJson, MalformedAnswersNameTheField) {
       {"window reason", [](nlohmann::json& j) { j["pools"][0]["idle_window"]["reason"] = "whim"; },
        "idle_window.reason: unknown reason 'whim'"},
       {"not an object", [](nlohmann::json& j) { j["pools"][0] = 7; }, "not an object"},
+      {"visitor buckets", [](nlohmann::json& j) { j["pools"][0]["visitor_wake"]["buckets"] = {-1}; },
+       "visitor_wake.buckets"},
+      {"slowest", [](nlohmann::json& j) { j["pools"][0]["slowest_visitor_wake_seconds"] = "slow"; },
+       "slowest_visitor_wake_seconds: not a number or null"},
+      {"periods too many", [](nlohmann::json& j) { j["pools"][0]["visit_periods_seconds"] = std::vector<int>(9, 60); },
+       "visit_periods_seconds: not an array of at most 8 seconds"},
+      {"periods negative",
+       [](nlohmann::json& j) {
+         j["pools"][0]["visit_periods_seconds"] = {60, -1};
+       },
+       "visit_periods_seconds: holds something that is not seconds"},
       {"daemon", [](nlohmann::json& j) { j["daemon"]["bus_errors"] = true; }, "daemon.bus_errors"},
   };
   for (const auto& c : cases) {
