@@ -5,14 +5,22 @@
 //   read      a tight read() loop on /dev/zero: syscalls unrelated to sockets, which no hook should tax
 //   echo      request/response cycles over a kept-alive unix connection to a local worker (the probe's worst case:
 //             its hooks fire on every receive and send, and the work per request is tiny)
+//   unix-pair, tcp-pair
+//             sockets that belong to no pool (what MySQL, Redis or memcached traffic looks like to the probe): 32 bytes
+//             sent on one end of a unix socketpair (a loopback TCP connection) and received on the other, in one
+//             process; no pool's socket is anywhere near them
 //
 // The benchmark pins itself and the servers it starts to one CPU (--cpu): on these VMs a wake-up across CPUs costs
 // tens of microseconds and lands at random, which swamps what is measured here.
 //
 // Usage: idlepool_bench_probe [--rounds N] [--reads N] [--requests N] [--php-requests N] [--tiers LIST]
-//                             [--parts read,echo,php]
+//                             [--parts read,echo,unix-pair,tcp-pair,php,php-page]
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -81,6 +89,38 @@ double time_reads(int fd, long reads) {
   return std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / static_cast<double>(reads);
 }
 
+// ns per send of 32 bytes on `a` and their receive on `b`.
+double time_pair(int a, int b, long messages) {
+  char out[32] = {}, in[32];
+  auto t0 = Clock::now();
+  for (long i = 0; i < messages; ++i) {
+    if (::send(a, out, sizeof(out), 0) != sizeof(out)) std::abort();
+    if (::recv(b, in, sizeof(in), MSG_WAITALL) != sizeof(in)) std::abort();
+  }
+  return std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / static_cast<double>(messages);
+}
+
+// The two ends of a loopback TCP connection (Nagle off), through a listener that is closed again at once.
+std::pair<int, int> tcp_pair() {
+  int l = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(sa);
+  if (l < 0 || ::bind(l, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) || ::listen(l, 1) ||
+      ::getsockname(l, reinterpret_cast<sockaddr*>(&sa), &len))
+    std::abort();
+  int c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (c < 0 || ::connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof(sa))) std::abort();
+  int s = ::accept4(l, nullptr, nullptr, SOCK_CLOEXEC);
+  if (s < 0) std::abort();
+  ::close(l);
+  int one = 1;
+  ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  ::setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return {c, s};
+}
+
 // Request/response cycles per second on one kept-alive connection to the echo worker.
 double time_echo(const SocketAddress& address, long requests) {
   Client c(address);
@@ -132,8 +172,8 @@ void report(const Part& part, const std::vector<std::string>& configs, const std
 int main(int argc, char** argv) {
   int rounds = 15;
   long reads = 200000, requests = 20000, php_requests = 2000;
-  std::string tiers_text = "auto", parts_text = "read,echo,php,php-page";
-  long page_requests = 300;
+  std::string tiers_text = "auto", parts_text = "read,echo,unix-pair,tcp-pair,php,php-page";
+  long page_requests = 300, messages = 200000;
   int cpu = 0;
   po::options_description opts("idlepool_bench_probe");
   opts.add_options()("rounds", po::value(&rounds)->default_value(15), "rounds")(
@@ -141,7 +181,8 @@ int main(int argc, char** argv) {
       "requests", po::value(&requests)->default_value(20000), "echo cycles per round")(
       "php-requests", po::value(&php_requests)->default_value(2000), "php-fpm requests per round")(
       "tiers", po::value(&tiers_text)->default_value("auto"), "probe tiers to compare with no probe")(
-      "parts", po::value(&parts_text)->default_value("read,echo,php,php-page"), "which measurements")(
+      "parts", po::value(&parts_text)->default_value(parts_text), "which measurements")(
+      "messages", po::value(&messages)->default_value(messages), "messages per round on the socket pairs")(
       "page-requests", po::value(&page_requests)->default_value(300), "php-page requests per round")(
       "cpu", po::value(&cpu)->default_value(0), "CPU to pin this process and its servers to; -1 does not pin");
   po::variables_map vm;
@@ -186,6 +227,11 @@ int main(int argc, char** argv) {
   if (php) registered.push_back(php->address());
 
   int zero = ::open("/dev/zero", O_RDONLY | O_CLOEXEC);
+  int unix_ends[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, unix_ends)) std::abort();
+  auto [tcp_a, tcp_b] = tcp_pair();
+  Part unix_pair_part{"unix-pair", "ns per send+receive", false, {}};
+  Part tcp_pair_part{"tcp-pair", "ns per send+receive", false, {}};
   Part read_part{"read", "ns per read()", false, {}};
   Part echo_part{"echo", "requests/s", true, {}};
   Part php_part{"php", "requests/s", true, {}};
@@ -200,6 +246,8 @@ int main(int argc, char** argv) {
       };
       if (wants("read")) keep(read_part, time_reads(zero, reads));
       if (wants("echo")) keep(echo_part, time_echo(echo.address(), requests));
+      if (wants("unix-pair")) keep(unix_pair_part, time_pair(unix_ends[0], unix_ends[1], messages));
+      if (wants("tcp-pair")) keep(tcp_pair_part, time_pair(tcp_a, tcp_b, messages));
       if (wants("php")) keep(php_part, time_php(php->address(), php_script, php_requests));
       if (wants("php-page")) keep(page_part, time_php(php->address(), page_script, page_requests));
     }
@@ -208,6 +256,13 @@ int main(int argc, char** argv) {
   if (wants("read")) report(read_part, configs, "read() on /dev/zero, " + std::to_string(reads) + " per round");
   if (wants("echo"))
     report(echo_part, configs, "echo request/response, unix keep-alive, " + std::to_string(requests) + " per round");
+  if (wants("unix-pair"))
+    report(unix_pair_part, configs,
+           "a unix socketpair of no pool, 32 bytes sent and received, " + std::to_string(messages) + " per round");
+  if (wants("tcp-pair"))
+    report(
+        tcp_pair_part, configs,
+        "a loopback TCP connection of no pool, 32 bytes sent and received, " + std::to_string(messages) + " per round");
   if (wants("php"))
     report(php_part, configs,
            "php-fpm FastCGI 'hello world', unix keep-alive, " + std::to_string(php_requests) + " per round");
