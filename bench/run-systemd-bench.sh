@@ -14,6 +14,9 @@
 #   discovery idlepoold run by hand on the 1000 units: logging to a file vs to the journal
 #   bus       reading units from systemd: one call at a time vs many in flight, GetAll vs Get (bench/bus_read_bench.cpp)
 # Usage: bench/run-systemd-bench.sh BUILD_DIR [PART...]   (default: memory scale reaction wake)
+# BENCH_ICOUNT=1 runs the guest on QEMU's instruction-count clock (-icount shift=0,sleep=off): guest time is executed
+# instructions, so a busy host does not move the figures (both vCPUs then share one host thread, and what runs on
+# the other vCPU is paid for in full). BENCH_APP_ROUNDS (default 7) sets the app part's rounds.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
@@ -115,11 +118,12 @@ cat >"$tree/usr/local/lib/idlepool-e2e/bench-driver.sh" <<DRIVER
 #!/bin/bash
 systemctl start php-fpm@alias.socket \$(for i in \$(seq 6); do echo php-fpm@react\$i.socket; done)$app_sockets
 systemctl start idlepoold
-BENCH_BUILD="$build" BENCH_PARTS="$parts" /usr/local/lib/idlepool-e2e/systemd-bench.sh
+BENCH_BUILD="$build" BENCH_PARTS="$parts" BENCH_APP_ROUNDS="${BENCH_APP_ROUNDS:-7}" /usr/local/lib/idlepool-e2e/systemd-bench.sh
 DRIVER
 chmod +x "$tree/usr/local/lib/idlepool-e2e/bench-driver.sh"
 systemd_guest_tree "$tree" /usr/local/lib/idlepool-e2e/bench-driver.sh
-echo "booting the benchmark guest (parts: $parts)"
-IDLEPOOL_GUEST_MEMORY=${IDLEPOOL_GUEST_MEMORY:-3072} systemd_guest_boot "$tree" "$work/serial.log" 2400 "$top" "$build"
+[[ -n ${BENCH_ICOUNT:-} ]] && export IDLEPOOL_QEMU_ARGS="-icount shift=0,sleep=off"
+echo "booting the benchmark guest (parts: $parts${BENCH_ICOUNT:+, instruction-count clock})"
+IDLEPOOL_GUEST_MEMORY=${IDLEPOOL_GUEST_MEMORY:-3072} systemd_guest_boot "$tree" "$work/serial.log" "${BENCH_TIMEOUT:-2400}" "$top" "$build"
 grep -a "BENCH:" "$work/serial.log" | tr -d '\r' | sed 's/^BENCH: //'
 grep -q "IDLEPOOL-RESULT: rc=0" "$work/serial.log" || { echo "the benchmark guest did not finish"; tail -n 30 "$work/serial.log"; exit 1; }

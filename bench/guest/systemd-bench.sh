@@ -170,27 +170,32 @@ if [[ " $parts " == *" app "* ]]; then
   : >/tmp/app-cold-pma-nofc.txt
   : >/tmp/app-cold-pma-fc.txt
   : >/tmp/app-cold-by-hand.txt
+  # Every round measures each kind once, in the same order, so that drift in the guest hits them alike; the wake
+  # with idlepoold and the one without it are paired within a round.
   for r in $(seq "$rounds"); do
     page /pma-fc/ >/dev/null
     page /pma-fc/ >>/tmp/app-warm.txt
     for p in pma-nofc pma-fc; do  # each stopped by idlepoold (idle-timeout 4 s), then woken by one request
       until_state "php-fpm@$p.service" inactive 120 && page "/$p/" >>"/tmp/app-cold-$p.txt"
     done
-  done
-  systemctl stop idlepoold
-  for r in $(seq "$rounds"); do
+    # The same wake with idlepoold not running at all (its probe detached with it): the pool stopped by hand.
+    systemctl stop idlepoold
     sleep 3  # within systemd's start limit (5 in 10 s)
     systemctl stop php-fpm@pma-fc.service
     until_state php-fpm@pma-fc.service inactive 60 && page /pma-fc/ >>/tmp/app-cold-by-hand.txt
+    systemctl start idlepoold
   done
-  systemctl start idlepoold
   warm=$(ok_median /tmp/app-warm.txt) nofc=$(ok_median /tmp/app-cold-pma-nofc.txt) fc=$(ok_median /tmp/app-cold-pma-fc.txt)
   byhand=$(ok_median /tmp/app-cold-by-hand.txt)
   spread() { awk '$1 == 200 {print $2}' "$1" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%s-%s", lo, hi}'; }
+  # Per round, the wake through idlepoold's stop over the one without idlepoold: median and quartiles.
+  paste -d' ' /tmp/app-cold-pma-fc.txt /tmp/app-cold-by-hand.txt | awk '$1 == 200 && $3 == 200 {print $2 / $4}' |
+    sort -g >/tmp/app-pairs.txt
+  quartile() { awk -v q="$1" '{ a[NR] = $1 } END { if (!NR) { print "n/a"; exit } i = 1 + q * (NR - 1); j = int(i); printf "%.3f", a[j] + (i - j) * (a[j + 1 < NR ? j + 1 : NR] - a[j]) }' /tmp/app-pairs.txt; }
   say "app: phpMyAdmin's login page ($(find /var/cache/idlepool/opcache/8.2/pma-fc -name '*.php.bin' | wc -l) compiled scripts), $rounds rounds, medians (spread): warm $warm s ($(spread /tmp/app-warm.txt))"
   say "app: first request after idlepoold stopped the pool: without a file cache $nofc s ($(spread /tmp/app-cold-pma-nofc.txt)), with $fc s ($(spread /tmp/app-cold-pma-fc.txt))"
   say "app: first / warm: without a file cache $(awk -v a="$nofc" -v b="$warm" 'BEGIN { printf "%.2f", a / b }'), with $(awk -v a="$fc" -v b="$warm" 'BEGIN { printf "%.2f", a / b }'); the wake's extra (first - warm) is $(awk -v n="$nofc" -v f="$fc" -v w="$warm" 'BEGIN { printf "%.2f", (n - w) / (f - w) }')x smaller with the file cache"
-  say "app: with the file cache, stopped by hand without idlepoold: first request $byhand s ($(spread /tmp/app-cold-by-hand.txt)); with idlepoold / without: $(awk -v a="$fc" -v b="$byhand" 'BEGIN { printf "%.3f", a / b }')"
+  say "app: with the file cache, stopped by hand without idlepoold: first request $byhand s ($(spread /tmp/app-cold-by-hand.txt)); with idlepoold / without: $(awk -v a="$fc" -v b="$byhand" 'BEGIN { printf "%.3f", a / b }') (medians); per round $(quartile 0.5) (quartiles $(quartile 0.25)-$(quartile 0.75), $(wc -l </tmp/app-pairs.txt) pairs)"
 fi
 
 if [[ " $parts " == *" bus "* ]]; then

@@ -11,7 +11,7 @@
 # systemd_guest_boot TREE LOG TIMEOUT_S [KEEP_PATH...]: boots, runs, waits for the guest to power off. The guest gets
 # a tmpfs of its own on /tmp; KEEP_PATHs under /tmp (the repository, when it was cloned there) are bound through.
 systemd_guest_boot() {
-  local tree=$1 log=$2 timeout_s=$3 top suite version dir work m f
+  local tree=$1 log=$2 timeout_s=$3 top suite version dir work m f extra
   shift 3
   top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
   read -r suite version dir < <("$top/scripts/fetch-kernels.sh" bookworm)
@@ -62,7 +62,8 @@ exec switch_root /newroot /lib/systemd/systemd
 INIT
   chmod +x "$work/root/init"
   (cd "$work/root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initrd.gz"
-  timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 -accel tcg -smp 2 -m "${IDLEPOOL_GUEST_MEMORY:-2048}" -nographic -no-reboot \
+  read -ra extra <<<"${IDLEPOOL_QEMU_ARGS:-}"  # more QEMU options (bench/run-systemd-bench.sh: -icount)
+  timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 "${extra[@]}" -accel tcg -smp 2 -m "${IDLEPOOL_GUEST_MEMORY:-2048}" -nographic -no-reboot \
     -monitor none -serial "file:$log" -kernel "$dir/vmlinuz" -initrd "$work/initrd.gz" \
     -append "console=ttyS0 panic=-1 quiet systemd.unit=idlepool-e2e.target systemd.show_status=0 systemd.firstboot=off" \
     -fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \
