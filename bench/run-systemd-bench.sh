@@ -16,7 +16,8 @@
 # Usage: bench/run-systemd-bench.sh BUILD_DIR [PART...]   (default: memory scale reaction wake)
 # BENCH_ICOUNT=1 runs the guest on QEMU's instruction-count clock (-icount shift=0,sleep=off): guest time is executed
 # instructions, so a busy host does not move the figures (both vCPUs then share one host thread, and what runs on
-# the other vCPU is paid for in full). BENCH_APP_ROUNDS (default 7) sets the app part's rounds.
+# the other vCPU is paid for in full). Slow: an app run of 15 rounds did not finish in 90 minutes (BENCH_TIMEOUT, in
+# seconds, default 2400) on this 2-vCPU machine. BENCH_APP_ROUNDS (default 7) sets the app part's rounds.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
