@@ -11,10 +11,9 @@
  *   fentry:  fexit inet_accept/unix_accept (exact accepts), fexit tcp_recvmsg/unix_stream_recvmsg and fentry
  *            tcp_sendmsg/unix_stream_sendmsg (request cycles), fentry unix_release_sock and tp_btf inet_sock_set_state
  *            (closes). Only socket operations pay, a trampoline each.
- *   sock:    tp_btf inet_sock_set_state (TCP arrivals and closes), sk_data_ready (unix arrivals; bytes reaching a
- *            pool's connection) and sock_send_length (responses; a unix sender's bytes to a pool's connection).
- *            Accepts are arrivals minus the listener's backlog (user space). No receive hook: every socket of the
- *            machine passes these, and a request is seen arriving, not read. These tracepoints appeared in Linux 6.3.
+ *   sock:    tp_btf inet_sock_set_state (TCP arrivals and closes), sk_data_ready (unix arrivals), sock_recv_length
+ *            and sock_send_length (requests). Accepts are arrivals minus the listener's backlog (user space).
+ *            These tracepoints appeared in Linux 6.3.
  *   syscall: tracepoints on accept/accept4 exit, plus inet_sock_set_state for TCP closes. No request counting:
  *            read/write/recv/send syscall tracepoints would tax every syscall of every process.
  *
@@ -285,24 +284,9 @@ static __always_inline void ended(struct idlepool_conn *conn)
  * activity from its first byte. The listener's counters are touched once per phase; each send of a pool's connection
  * reads the clock once more (its `last_send_ns`), other sockets never do.
  */
-static __always_inline void received(struct idlepool_conn *conn, __u32 bytes)
-{
-	struct idlepool_listener_stats *stats;
-	__u32 total = conn->recv_since_send + bytes;
-
-	conn->recv_since_send = total < conn->recv_since_send ? ~0U : total;
-	if (conn->phase == IDLEPOOL_CONN_RECEIVING)
-		return;
-	conn->phase = IDLEPOOL_CONN_RECEIVING;
-	stats = registered(conn->listener_cookie);
-	if (stats)
-		used(stats, conn->listener_cookie);
-}
-
-/* fentry tier: the server read `ret` bytes (0: the peer's end of stream, not a request, and not activity once the
- * server has answered). */
 static __always_inline void on_recv(struct sock *sk, int ret, int flags)
 {
+	struct idlepool_listener_stats *stats;
 	struct idlepool_conn *conn;
 
 	if (ret < 0 || (flags & MSG_PEEK))
@@ -310,29 +294,22 @@ static __always_inline void on_recv(struct sock *sk, int ret, int flags)
 	conn = conn_of(sk);
 	if (!conn)
 		return;
-	if (ret == 0)
-		ended(conn);
-	else
-		received(conn, (__u32)ret);
-}
+	if (ret > 0) {
+		__u32 total = conn->recv_since_send + (__u32)ret;
 
-/* sock tier, TCP: the bytes that reached the connection since the probe last looked (its received sequence, less
- * the one the peer's FIN takes). */
-static __always_inline __u32 tcp_arrived(const struct sock *sk, struct idlepool_conn *conn)
-{
-	struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
-	__u32 now, n;
-
-	if (!tp)
-		return 0;
-	now = (__u32)tp->bytes_received;
-	n = now - conn->rcv_mark;
-	conn->rcv_mark = now;
-	if (n && sk_state(sk, true) != TCP_ESTABLISHED && !(conn->flags & IDLEPOOL_CONN_FIN_SEEN)) {
-		conn->flags |= IDLEPOOL_CONN_FIN_SEEN;
-		n--;
+		conn->recv_since_send = total < conn->recv_since_send ? ~0U : total;
 	}
-	return n;
+	if (ret > 0 && conn->phase == IDLEPOOL_CONN_RECEIVING)
+		return;
+	/* ret == 0 is the peer's end of stream: not a request, and not activity once the server has answered. */
+	if (ret == 0) {
+		ended(conn);
+		return;
+	}
+	conn->phase = IDLEPOOL_CONN_RECEIVING;
+	stats = registered(conn->listener_cookie);
+	if (stats)
+		used(stats, conn->listener_cookie);
 }
 
 static __always_inline void on_send(struct sock *sk, int ret)
@@ -526,77 +503,37 @@ int BPF_PROG(tp_inet_set_state, const struct sock *sk, const int oldstate, const
 	return 0;
 }
 
-/*
- * Data reached a socket. A unix listener: a connection arrived (TCP arrivals are counted at the end of the handshake,
- * above). A pool's connection: a request's bytes arrived. TCP says how many; a unix sender's bytes are added by its
- * send (below), which returns after this fires.
- */
 SEC("tp_btf/sk_data_ready")
 int BPF_PROG(tp_sk_data_ready, const struct sock *sk)
 {
 	struct idlepool_listener_stats *stats;
-	struct idlepool_conn *conn;
 	__u64 listener;
-	__u16 family;
 
-	if (!sk)
+	/* TCP arrivals are counted at the end of the handshake (above); here only unix connects to a listener. */
+	if (!sk || sk_family(sk, true) != AF_UNIX || sk_state(sk, true) != TCP_LISTEN)
 		return 0;
-	family = sk_family(sk, true);
-	if (family == AF_UNIX && sk_state(sk, true) == TCP_LISTEN) {
-		listener = sk_cookie(sk, true);
-		stats = registered(listener);
-		if (!stats)
-			return 0;
-		learn_unix_addr(sk, listener);
-		arrived(stats, listener);
+	listener = sk_cookie(sk, true);
+	stats = registered(listener);
+	if (!stats)
 		return 0;
-	}
-	if (family != AF_UNIX && family != AF_INET && family != AF_INET6)
-		return 0;
-	conn = conn_of((struct sock *)sk);
-	if (!conn)
-		return 0;
-	if (family == AF_UNIX) {
-		received(conn, 0);
-		return 0;
-	}
-	{
-		__u32 bytes = tcp_arrived(sk, conn);
-
-		if (bytes)
-			received(conn, bytes);
-	}
+	learn_unix_addr(sk, listener);
+	arrived(stats, listener);
 	return 0;
 }
 
-/* sock tier, unix: `bytes` sent on `sk` reached its peer; if the peer is a pool's connection, they are its request's
- * (its arrival was seen by sk_data_ready, which tracked it). */
-static __always_inline void unix_sent_to_peer(struct sock *sk, int bytes)
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(tp_sock_recv, struct sock *sk, int ret, int flags)
 {
-	struct unix_sock *u = bpf_skc_to_unix_sock(sk);
-	struct idlepool_conn *conn;
-	struct sock *peer;
-	__u64 cookie;
-
-	if (!u)
-		return;
-	peer = u->peer;
-	if (!peer)
-		return;
-	cookie = sk_cookie(peer, true);
-	conn = cookie ? bpf_map_lookup_elem(&conns, &cookie) : NULL;
-	if (conn)
-		received(conn, (__u32)bytes);
+	if (sk)
+		on_recv(sk, ret, flags);
+	return 0;
 }
 
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(tp_sock_send, struct sock *sk, int ret, int flags)
 {
-	if (!sk || ret <= 0)
-		return 0;
-	on_send(sk, ret);
-	if (sk_family(sk, true) == AF_UNIX)
-		unix_sent_to_peer(sk, ret);
+	if (sk)
+		on_send(sk, ret);
 	return 0;
 }
 

@@ -11,7 +11,7 @@
 #include <linux/types.h>
 #endif
 
-#define IDLEPOOL_PROBE_ABI_VERSION 6
+#define IDLEPOOL_PROBE_ABI_VERSION 5
 
 /* Capacities of the probe's maps. */
 #define IDLEPOOL_MAX_LISTENERS 16384
@@ -70,8 +70,6 @@ enum idlepool_conn_flags {
 	IDLEPOOL_CONN_ACCEPTED = 1,
 	/* The server has sent on it: it answered at least once. */
 	IDLEPOOL_CONN_RESPONDED = 2,
-	/* sock tier, TCP: the peer's FIN, which counts one in the connection's received sequence, was discounted. */
-	IDLEPOOL_CONN_FIN_SEEN = 4,
 };
 
 /* Per connection of a registered listener (queued or accepted), keyed by the connection's socket cookie. */
@@ -83,12 +81,9 @@ struct idlepool_conn {
 	__u64 last_send_ns;
 	/* Bytes the server received on it since its latest send (saturating). A kept-alive connection whose response
 	 * is complete has received nothing since, or only what ends the request (php-fpm reads the request's empty
-	 * FCGI_STDIN record, 8 bytes, after answering). The sock tier sees arrivals, not reads: it counts the bytes
-	 * that reached the connection since the server's latest send (unix: any arrival counts as ~0, its size is not
-	 * seen), so what php-fpm reads after answering arrived before it and is not counted. */
+	 * FCGI_STDIN record, 8 bytes, after answering). */
 	__u32 recv_since_send;
-	/* sock tier, TCP: the low 32 bits of the connection's bytes_received when the probe last looked. */
-	__u32 rcv_mark;
+	__u32 reserved;
 };
 
 /*

@@ -109,7 +109,8 @@ const TierPlan kFentryPlan{
 const TierPlan kSockPlan{Tier::kSock,
                          [](const idlepool_bpf* s) {
                            return std::vector<bpf_program*>{s->progs.tp_inet_set_state, s->progs.tp_sk_data_ready,
-                                                            s->progs.tp_sock_send, s->progs.iter_unix_listeners};
+                                                            s->progs.tp_sock_recv, s->progs.tp_sock_send,
+                                                            s->progs.iter_unix_listeners};
                          },
                          Tier::kSock, Tier::kSock, Tier::kUnavailable};
 const TierPlan kSyscallPlan{Tier::kSyscall,
@@ -143,6 +144,7 @@ std::vector<Requirement> requirements(Tier tier) {
     case Tier::kSock:
       return {{"btf_trace_inet_sock_set_state", BTF_KIND_TYPEDEF, "tracepoint sock:inet_sock_set_state"},
               {"btf_trace_sk_data_ready", BTF_KIND_TYPEDEF, "tracepoint sock:sk_data_ready (Linux 6.3+)"},
+              {"btf_trace_sock_recv_length", BTF_KIND_TYPEDEF, "tracepoint sock:sock_recv_length (Linux 6.3+)"},
               {"btf_trace_sock_send_length", BTF_KIND_TYPEDEF, "tracepoint sock:sock_send_length (Linux 6.3+)"},
               {"bpf_iter__unix", BTF_KIND_STRUCT, "BPF unix socket iterator (Linux 5.17+)"}};
     case Tier::kSyscall:
