@@ -11,6 +11,8 @@
 #   app       a real PHP application (Debian's phpMyAdmin, its login page: ~280 scripts) behind nginx in pools idlepoold
 #             stops: a warm request; the first request after idlepoold stopped the pool, without and with an opcache
 #             file cache; the same first request with the pool stopped by hand and idlepoold not running
+#   heap      idlepoold run by hand on the 1000 units: glibc's account of its heap at READY (in use, kept free), and
+#             heaptrack's live bytes at READY by the idlepool function that allocated them
 #   discovery idlepoold run by hand on the 1000 units: logging to a file vs to the journal
 #   bus       reading units from systemd: one call at a time vs many in flight, GetAll vs Get (bench/bus_read_bench.cpp)
 # Usage: bench/run-systemd-bench.sh BUILD_DIR [PART...]   (default: memory scale reaction wake)

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Runs inside the systemd guest (bench/run-systemd-bench.sh boots it): what idlepool costs and what it saves, on a
 # real Debian server. Prints "BENCH: ..." lines (figures) for the host to collect. Parts (BENCH_PARTS): memory,
-# reaction, wake, app, bus, discovery, scale (run in that order). Under emulation absolute times are slow; ratios and
+# reaction, wake, app, bus, discovery, heap, scale (run in that order). Under emulation absolute times are slow; ratios and
 # memory are what count.
 set -u
 parts=${BENCH_PARTS:-memory scale reaction wake}
@@ -197,6 +197,15 @@ if [[ " $parts " == *" app "* ]]; then
   say "app: first request after idlepoold stopped the pool: without a file cache $nofc s ($(spread /tmp/app-cold-pma-nofc.txt)), with $fc s ($(spread /tmp/app-cold-pma-fc.txt))"
   say "app: first / warm: without a file cache $(awk -v a="$nofc" -v b="$warm" 'BEGIN { printf "%.2f", a / b }'), with $(awk -v a="$fc" -v b="$warm" 'BEGIN { printf "%.2f", a / b }'); the wake's extra (first - warm) is $(awk -v n="$nofc" -v f="$fc" -v w="$warm" 'BEGIN { printf "%.2f", (n - w) / (f - w) }')x smaller with the file cache"
   say "app: with the file cache, stopped by hand without idlepoold: first request $byhand s ($(spread /tmp/app-cold-by-hand.txt)); with idlepoold / without: $(awk -v a="$fc" -v b="$byhand" 'BEGIN { printf "%.3f", a / b }') (medians); per round $(quartile 0.5) (quartiles $(quartile 0.25)-$(quartile 0.75), $(wc -l </tmp/app-pairs.txt) pairs)"
+  # How well the rounds resolve it: the per-round median's 95% interval (bootstrap, 5000 resamples, fixed seed).
+  say "app: with idlepoold / without, per-round median's 95% interval: $(python3 -c '
+import random, statistics, sys
+r = [float(x) for x in open(sys.argv[1])]
+if len(r) < 5: print("n/a (under 5 pairs)"); sys.exit()
+g = random.Random(1)
+m = sorted(statistics.median(g.choices(r, k=len(r))) for _ in range(5000))
+print(f"{m[124]:.3f}-{m[4874]:.3f}")' /tmp/app-pairs.txt)"
+  say "app: pairs (with / without, per round, in round order): $(paste -d' ' /tmp/app-cold-pma-fc.txt /tmp/app-cold-by-hand.txt | awk '$1 == 200 && $3 == 200 {printf "%.3f ", $2 / $4}')"
 fi
 
 if [[ " $parts " == *" bus "* ]]; then
@@ -234,6 +243,58 @@ if [[ " $parts " == *" discovery "* ]]; then
   discover_once "" file
   discover_once "" journal
   discover_once "" file
+  systemctl start idlepoold
+fi
+
+if [[ " $parts " == *" heap "* ]]; then
+  # What idlepoold's heap holds with the 1000 bench units discovered: its own configuration, run by hand as in the
+  # scale part (the service stopped meanwhile). First glibc's account at READY (in use vs kept free), then
+  # heaptrack's: the allocations still live when the daemon is killed at READY, by where they were made.
+  n=${BENCH_SCALE_POOLS:-1000}
+  mkdir -p /run/bench
+  systemctl start $(for ((i = 1; i <= n; i++)); do echo "bench@$i.socket"; done)
+  systemctl stop idlepoold
+  # The service's settings, but a control socket of its own and no metrics port (its runtime directory went with it).
+  { printf 'control-socket = /run/bench-heap.sock\nmetrics-listen = off\n'
+    sed -e 's/^unit-pattern = .*/unit-pattern = bench@*.service/' -e '/^control-socket\|^metrics-listen/d' \
+      /etc/idlepool/idlepool.conf; } >/tmp/heap.conf
+  until_ready() {  # LOG SECONDS
+    for ((k = 0; k < $2 * 10; k++)); do grep -q 'ready:' "$1" 2>/dev/null && return 0; sleep 0.1; done
+    say "heap: idlepoold not ready after $2 s; its log ends:"
+    tail -n 5 "$1" | sed 's/^/BENCH: heap:   /'
+    return 1
+  }
+  "$BENCH_BUILD/src/idlepoold" --config /tmp/heap.conf 2>/tmp/heap.log &
+  pid=$!
+  if until_ready /tmp/heap.log 600; then
+    sleep 2
+    say "heap: by hand, READY: RSS $(awk '/^VmRSS/ {print $2}' /proc/$pid/status) kB: $(memory_split "$pid")"
+    gdb -p "$pid" -batch -ex 'call (void)malloc_stats()' >/dev/null 2>&1
+    grep -a -A3 '^Arena\|^Total' /tmp/heap.log | tr -s ' ' | sed 's/^/BENCH: heap: malloc_stats: /'
+    gdb -p "$pid" -batch -ex 'call (int)malloc_trim(0)' >/dev/null 2>&1
+    say "heap: after malloc_trim(0): RSS $(awk '/^VmRSS/ {print $2}' /proc/$pid/status) kB"
+  fi
+  kill -TERM "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  if command -v heaptrack >/dev/null; then
+    rm -f /tmp/heap.log /tmp/idlepoold-heap.*
+    heaptrack -o /tmp/idlepoold-heap "$BENCH_BUILD/src/idlepoold" --config /tmp/heap.conf 2>/tmp/heap.log >/dev/null &
+    pid=$!
+    if until_ready /tmp/heap.log 1800; then
+      sleep 2
+    fi
+    pkill -KILL -x idlepoold
+    wait "$pid" 2>/dev/null
+    trace=$(ls /tmp/idlepoold-heap.* 2>/dev/null | head -n 1)
+    # Live bytes by the innermost frame of idlepool's own code and the call it made (what holds the heap, by owner).
+    heaptrack_print -f "$trace" --print-leaks 0 --print-peaks 0 --print-allocators 0 --print-temporary 0 \
+      -F /tmp/heap-stacks.txt --flamegraph-cost-type leaked >/dev/null 2>&1
+    awk '{ n = $NF; sub(/;? [0-9]+$/, ""); k = split($0, f, ";"); own = "(no idlepool frame)"; callee = f[k]
+           for (i = k; i >= 1; i--) if (f[i] ~ /idlepool::/) { own = f[i]; callee = (i < k ? f[i + 1] : "(itself)"); break }
+           key = substr(own, 1, 110) " -> " substr(callee, 1, 70); live[key] += n; total += n }
+         END { printf "%d live bytes in all\n", total; for (k in live) printf "%d %s\n", live[k], k }' /tmp/heap-stacks.txt |
+      sort -rn | head -n 40 | sed 's/^/BENCH: heap: live: /'
+  fi
   systemctl start idlepoold
 fi
 
