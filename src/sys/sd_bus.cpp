@@ -76,7 +76,7 @@ std::optional<Error> reply_error(sd_bus_message* m, const std::string& what) {
 // Hands an asynchronous call's slot to the bus with the call's context: the slot floats (the bus frees it after the
 // reply, or when it closes) and frees the context then. Making a slot float gives the bus a reference of its own, so
 // the one the call gave us is dropped here: kept, it left every slot alive after its reply, with its context and the
-// reply messages that context held (about 5 KB for each unit read, for good).
+// reply messages that context held (a few KB for each unit read, for good).
 template <class Context>
 void float_slot(sd_bus_slot* slot) {
   sd_bus_slot_set_floating(slot, 1);
